@@ -1,0 +1,163 @@
+"""Running one cell: n candidates from one model for one rendered prompt, recorded as a unit.
+
+The database gets the cell, its candidates and every HTTP attempt in one transaction; MLflow gets
+a child run. A provider that keeps failing fails the cell (with its message), not the run.
+"""
+
+import time
+
+from pydantic import BaseModel
+from sqlmodel import delete
+
+from benchlib import events, tracking
+from benchlib.db import session
+from benchlib.errors import ProviderError
+from benchlib.grid import CellPlan
+from benchlib.hashing import content_hash
+from benchlib.modelspec import ModelSpec
+from benchlib.parsing import parse_json_output
+from benchlib.providers import AttemptBudget, CallRecord, ChatRequest, ChatResult, provider_for
+from benchlib.records import Candidate, Cell, CellStatus, LLMCall, utcnow
+from benchlib.runs import RunContext
+
+
+class CellOutcome(BaseModel):
+    cell_id: str
+    status: CellStatus
+    n_candidates: int
+    error: str | None = None
+
+
+def _candidate(cell: CellPlan, index: int, seed: int, result: ChatResult) -> Candidate:
+    parsed, parse_error = parse_json_output(result.text)
+    return Candidate(
+        run_id=cell.run_id,
+        cell_id=cell.id,
+        index=index,
+        seed=seed,
+        text=result.text,
+        parsed=parsed,
+        parse_error=parse_error,
+        output_hash=content_hash(result.text),
+        finish_reason=result.finish_reason,
+        latency_s=result.latency_s,
+        prompt_tokens=result.prompt_tokens,
+        completion_tokens=result.completion_tokens,
+    )
+
+
+def _call_row(cell: CellPlan, candidate_index: int, record: CallRecord) -> LLMCall:
+    return LLMCall(
+        run_id=cell.run_id,
+        cell_id=cell.id,
+        candidate_index=candidate_index,
+        model=cell.model,
+        **record.model_dump(),
+    )
+
+
+def run_cell(plan: RunContext, cell: CellPlan) -> CellOutcome:
+    provider = provider_for(ModelSpec.parse(cell.model), plan.config)
+    started_at = utcnow()
+    start = time.perf_counter()
+    load_s = provider.load()
+    budget = AttemptBudget(cell.attempt_budget)
+    candidates: list[Candidate] = []
+    calls: list[LLMCall] = []
+    error = None
+    for index in range(cell.n_candidates):
+        seed = cell.seed + index
+        request = ChatRequest(
+            messages=cell.messages,
+            temperature=cell.temperature,
+            seed=seed,
+            max_tokens=cell.max_tokens,
+            response_schema=cell.response_schema,
+        )
+        attempts: list[CallRecord] = []
+        try:
+            result = provider.chat(request, budget, attempts)
+            candidates.append(_candidate(cell, index, seed, result))
+        except ProviderError as exc:
+            error = str(exc)
+        calls.extend(_call_row(cell, index, record) for record in attempts)
+        if error:
+            break
+    status = CellStatus.failed if error else CellStatus.completed
+    wall_s = time.perf_counter() - start
+
+    with session() as s:
+        # A cell re-executed after a crash replaces what the interrupted attempt left behind.
+        s.exec(delete(LLMCall).where(LLMCall.cell_id == cell.id))
+        s.exec(delete(Candidate).where(Candidate.cell_id == cell.id))
+        row = s.get(Cell, cell.id)
+        row.status, row.error, row.model_load_s = status, error, load_s
+        row.started_at, row.finished_at = started_at, utcnow()
+        s.add_all(candidates)
+        s.add_all(calls)
+    row.mlflow_run_id = _log_to_mlflow(plan, cell, candidates, calls, wall_s, load_s, error)
+    with session() as s:
+        s.get(Cell, cell.id).mlflow_run_id = row.mlflow_run_id
+    events.emit("cell_done", cell=cell, status=status, error=error)
+    return CellOutcome(cell_id=cell.id, status=status, n_candidates=len(candidates), error=error)
+
+
+def _log_to_mlflow(
+    plan: RunContext,
+    cell: CellPlan,
+    candidates: list[Candidate],
+    calls: list[LLMCall],
+    wall_s: float,
+    load_s: float,
+    error: str | None,
+) -> str:
+    completion_tokens = sum(c.completion_tokens for c in candidates)
+    generation_s = sum(c.latency_s for c in candidates)
+    metrics = {
+        "wall_s": wall_s,
+        "model_load_s": load_s,
+        "latency_mean_s": generation_s / len(candidates) if candidates else 0.0,
+        "prompt_tokens": sum(c.prompt_tokens for c in candidates),
+        "completion_tokens": completion_tokens,
+        "tokens_per_s": completion_tokens / generation_s if generation_s else 0.0,
+        "provider_calls": len(calls),
+        "failed": float(error is not None),
+    }
+    return tracking.log_cell_run(
+        plan.tracking_uri,
+        plan.experiment_id,
+        plan.mlflow_parent_id,
+        name=f"{cell.model} | {cell.prompt_version} | {cell.scenario_id}",
+        params={
+            "model": cell.model,
+            "model_digest": cell.model_digest,
+            "prompt_version": cell.prompt_version,
+            "prompt_hash": cell.prompt_hash,
+            "scenario_id": cell.scenario_id,
+            "scenario_hash": cell.scenario_hash,
+            "rubric_hash": cell.rubric_hash,
+            "cell_identity": cell.identity,
+            **cell.params,
+        },
+        tags={
+            "benchlib.run_id": cell.run_id,
+            "benchlib.cell_id": cell.id,
+            "judge_pending": "true",
+            "rubric_version": cell.rubric_version,
+            "status": "failed" if error else "completed",
+        },
+        metrics=metrics,
+        artifacts={
+            "prompt.json": {"messages": cell.messages, "response_schema": cell.response_schema},
+            "candidates.json": [
+                c.model_dump(include={"index", "seed", "text", "parsed", "parse_error"})
+                for c in candidates
+            ],
+            "responses.json": [
+                call.model_dump(
+                    mode="json", include={"candidate_index", "attempt", "error", "response"}
+                )
+                for call in calls
+            ],
+        },
+    )

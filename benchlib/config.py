@@ -1,0 +1,125 @@
+"""BenchmarkConfig: at once the CLI's options, a YAML file's content and the flow's parameters."""
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from benchlib.errors import BenchlibError, describe_validation_error
+from benchlib.modelspec import ModelSpec
+
+DEFAULT_MODEL = "local:smollm2-135m"
+
+
+class BenchmarkConfig(BaseModel):
+    """What to benchmark and how. Every key can come from YAML, a CLI option or a flow parameter."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    suite: str = Field(
+        "prompts/tips", description="Suite folder (prompt versions, scenarios, rubric)."
+    )
+    models: list[str] = Field(
+        default_factory=lambda: [DEFAULT_MODEL],
+        description="Model specs `provider:model` (local, ollama, openai).",
+        min_length=1,
+    )
+    prompts: list[str] = Field(
+        default_factory=list, description="Prompt versions to run; empty means all of the suite's."
+    )
+    n_candidates: int = Field(
+        3,
+        ge=1,
+        le=100,
+        validation_alias=AliasChoices("n_candidates", "n_tips"),
+        description="Candidates generated per cell (old name: n_tips).",
+    )
+    n_scenarios: int = Field(0, ge=0, description="Use at most this many scenarios; 0 = all.")
+    temperature: float = Field(0.7, ge=0.0, le=2.0, description="Sampling temperature.")
+    seed: int = Field(42, ge=0, description="Base seed; candidate i is generated with seed + i.")
+    max_tokens: int = Field(128, ge=1, le=32768, description="Completion token limit per call.")
+    experiment: str = Field("", description="MLflow experiment; empty = benchlib-<suite name>.")
+    max_model_b: float = Field(
+        4.0, gt=0, description="Refuse models larger than this many billion parameters."
+    )
+    max_attempts_per_cell: int = Field(
+        0,
+        ge=0,
+        description="Cap on provider calls per cell, retries included; 0 = 3 × n_candidates.",
+    )
+    request_timeout_s: float = Field(120.0, gt=0, description="Timeout of one provider call.")
+    ollama_url: str = Field("http://127.0.0.1:11434", description="Ollama server URL.")
+    openai_base_url: str = Field(
+        "https://api.openai.com/v1", description="OpenAI-compatible base URL (ends in /v1)."
+    )
+    openai_api_key_env: str = Field(
+        "OPENAI_API_KEY", description="Environment variable holding the OpenAI-compatible API key."
+    )
+    local_models: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra `local:` aliases: alias -> GGUF file path.",
+    )
+    mlflow_url: str = Field(
+        "", description="MLflow tracking URI; empty = sqlite store under .benchlib/."
+    )
+
+    @field_validator("models")
+    @classmethod
+    def _models_are_specs(cls, value: list[str]) -> list[str]:
+        for spec in value:
+            ModelSpec.parse(spec)
+        if len(set(value)) != len(value):
+            raise ValueError(f"duplicate model specs in {value}")
+        return value
+
+    @field_validator("prompts")
+    @classmethod
+    def _prompts_unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"duplicate prompt versions in {value}")
+        return value
+
+    @property
+    def attempt_budget(self) -> int:
+        return self.max_attempts_per_cell or 3 * self.n_candidates
+
+    @property
+    def model_specs(self) -> list[ModelSpec]:
+        return [ModelSpec.parse(spec) for spec in self.models]
+
+
+def build_config(values: dict[str, Any], source: str = "configuration") -> BenchmarkConfig:
+    """Validate `values`, turning pydantic's error into one that names `source` and each field."""
+    try:
+        config = BenchmarkConfig.model_validate(values)
+    except ValidationError as exc:
+        raise BenchlibError(describe_validation_error(exc, source)) from None
+    if config.max_attempts_per_cell and config.max_attempts_per_cell < config.n_candidates:
+        raise BenchlibError(
+            f"{source}: max_attempts_per_cell ({config.max_attempts_per_cell}) is lower than "
+            f"n_candidates ({config.n_candidates}): every candidate needs at least one call"
+        )
+    return config
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The mapping in a YAML config file, or a clear error naming the file and line."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise BenchlibError(f"{path}: config file not found") from None
+    except yaml.YAMLError as exc:
+        raise BenchlibError(f"{path}: not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise BenchlibError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
+    return data
+
+
+def load_config(path: Path | None = None, **overrides: Any) -> BenchmarkConfig:
+    """File values first, then the given overrides (CLI options, flow parameters) on top."""
+    values = read_config_file(path) if path else {}
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    return build_config(values, source=str(path) if path else "configuration")

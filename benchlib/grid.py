@@ -1,0 +1,117 @@
+"""The grid: one cell per (model, prompt version, scenario), expanded model-major.
+
+Model-major order (all of one model's cells, then the next) means each model is loaded once.
+"""
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from benchlib.config import BenchmarkConfig
+from benchlib.errors import BenchlibError
+from benchlib.hashing import content_hash
+from benchlib.providers import ModelInfo
+from benchlib.suite import PromptVersion, Scenario, Suite
+
+
+class CellPlan(BaseModel):
+    """Everything a cell task needs to generate its candidates, with no further look-ups."""
+
+    id: str
+    run_id: str
+    index: int
+    model: str
+    model_size_b: float | None
+    model_digest: str | None
+    prompt_version: str
+    prompt_hash: str
+    scenario_id: str
+    scenario_hash: str
+    rubric_version: str
+    rubric_hash: str
+    messages: list[dict[str, str]]
+    response_schema: dict[str, Any] | None
+    n_candidates: int
+    temperature: float
+    seed: int
+    max_tokens: int
+    attempt_budget: int
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {
+            "temperature": self.temperature,
+            "seed": self.seed,
+            "max_tokens": self.max_tokens,
+            "n_candidates": self.n_candidates,
+            "structured_output": self.response_schema is not None,
+        }
+
+    @property
+    def identity(self) -> str:
+        """Two cells are comparable only when this matches (the run id is not part of it)."""
+        return content_hash(
+            {
+                "model": self.model,
+                "model_digest": self.model_digest,
+                "prompt": [self.prompt_version, self.prompt_hash],
+                "scenario": [self.scenario_id, self.scenario_hash],
+                "rubric": [self.rubric_version, self.rubric_hash],
+                "params": self.params,
+            }
+        )
+
+
+def check_templates(suite: Suite, versions: list[PromptVersion], scenarios: list[Scenario]) -> None:
+    """Every variable a template uses must be in every scenario it will be rendered with."""
+    problems = []
+    for version in versions:
+        for scenario in scenarios:
+            missing = sorted(version.variables - scenario.vars.keys())
+            if missing:
+                problems.append(
+                    f"  - {suite.path / suite.spec.versions / version.name}.yaml uses {missing}, "
+                    f"which scenario {scenario.id!r} in {suite.path / suite.spec.scenarios} lacks "
+                    f"(it has {sorted(scenario.vars)})"
+                )
+    if problems:
+        raise BenchlibError("template variables missing from scenarios:\n" + "\n".join(problems))
+
+
+def expand_grid(
+    run_id: str, config: BenchmarkConfig, suite: Suite, models: dict[str, ModelInfo]
+) -> list[CellPlan]:
+    versions = suite.select_versions(config.prompts)
+    scenarios = suite.select_scenarios(config.n_scenarios)
+    check_templates(suite, versions, scenarios)
+    cells = []
+    for model in config.models:
+        for version in versions:
+            for scenario in scenarios:
+                index = len(cells)
+                cells.append(
+                    CellPlan(
+                        id=f"{run_id}-{index:04d}",
+                        run_id=run_id,
+                        index=index,
+                        model=model,
+                        model_size_b=models[model].size_b,
+                        model_digest=models[model].digest,
+                        prompt_version=version.name,
+                        prompt_hash=version.hash,
+                        scenario_id=scenario.id,
+                        scenario_hash=scenario.hash,
+                        rubric_version=suite.rubric.version,
+                        rubric_hash=suite.rubric.hash,
+                        messages=version.render(scenario.vars),
+                        response_schema=suite.output_schema if version.structured_output else None,
+                        n_candidates=config.n_candidates,
+                        temperature=config.temperature,
+                        seed=config.seed,
+                        max_tokens=config.max_tokens,
+                        attempt_budget=config.attempt_budget,
+                    )
+                )
+    if not cells:
+        raise BenchlibError("the grid is empty: no model × prompt version × scenario to run")
+    return cells

@@ -1,0 +1,31 @@
+"""Prefect set-up benchlib relies on: the global concurrency limit `gpu`.
+
+Cells take a slot with strict=True, so a missing limit is an error rather than a silent "no
+limit" (Prefect never creates one on its own). Our set-up creates it; an existing limit is
+left as the operator configured it.
+"""
+
+import os
+
+from prefect import get_client
+from prefect.exceptions import ObjectNotFound
+
+GPU_LIMIT = "gpu"
+GPU_SLOTS_ENV = "BENCHLIB_GPU_SLOTS"
+
+
+def gpu_slots() -> int:
+    """Slots of this host (its GPUs): also the width of the flow's task runner, which keeps
+    cells in submission (model-major) order instead of racing for the slot."""
+    return int(os.environ.get(GPU_SLOTS_ENV, "1"))
+
+
+def ensure_gpu_limit(slots: int | None = None) -> int:
+    """Create the `gpu` limit if the Prefect server lacks it; returns its number of slots."""
+    with get_client(sync_client=True) as client:
+        try:
+            return client.read_global_concurrency_limit_by_name(GPU_LIMIT).limit
+        except ObjectNotFound:
+            wanted = slots or gpu_slots()
+            client.upsert_global_concurrency_limit_by_name(GPU_LIMIT, wanted)
+            return wanted

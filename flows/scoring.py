@@ -1,0 +1,9 @@
+from prefect import flow
+
+from tasks.benchmark import score
+
+
+@flow(name="scoring", persist_result=True)
+def scoring(run_id: str) -> int:
+    """Objective scores for every candidate of the run (re-running replaces them)."""
+    return score(run_id)

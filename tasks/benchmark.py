@@ -1,0 +1,59 @@
+"""The benchmark's tasks. Results are persisted so a resumed flow run does not redo them."""
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.concurrency.sync import concurrency
+from prefect.runtime import flow_run
+
+from benchlib import collect, leaderboard, runs, scoring
+from benchlib.config import BenchmarkConfig
+from benchlib.grid import CellPlan
+from benchlib.orchestration import GPU_LIMIT
+from benchlib.providers import servers
+from benchlib.records import RunStatus
+from benchlib.runs import RunContext, RunPlan
+
+
+@task(persist_result=True)
+def plan(config: BenchmarkConfig) -> RunPlan:
+    return runs.plan_run(config, flow_run_id=flow_run.get_id())
+
+
+@task(persist_result=True)
+def mark_run(run_id: str, status: RunStatus, error: str | None = None) -> None:
+    runs.set_status(run_id, status, error)
+
+
+@task(
+    persist_result=True,
+    task_run_name="{cell.model} | {cell.prompt_version} | {cell.scenario_id}",
+)
+def run_cell(context: RunContext, cell: CellPlan) -> collect.CellOutcome:
+    with concurrency(GPU_LIMIT, occupy=1, strict=True):
+        return collect.run_cell(context, cell)
+
+
+@task
+def release_models() -> None:
+    servers.stop_all()
+
+
+@task(persist_result=True)
+def score(run_id: str) -> int:
+    return scoring.score_run(run_id)
+
+
+@task(persist_result=True)
+def publish_leaderboard(run_id: str) -> list[dict]:
+    rows = leaderboard.publish_leaderboard(run_id)
+    create_table_artifact(
+        key="leaderboard",
+        table=[leaderboard.flat_row(row) for row in rows],
+        description=f"Leaderboard of benchmark run {run_id}",
+    )
+    create_markdown_artifact(
+        key="leaderboard-summary",
+        markdown=leaderboard.markdown(run_id, rows),
+        description=f"Benchmark run {run_id}",
+    )
+    return rows
