@@ -123,14 +123,13 @@ def run(
         unsubscribe = events.subscribe(on_event)
         try:
             ensure_gpu_limit()
-            rows = benchmark(**config.model_dump())
+            result = benchmark(**config.model_dump())
         except BenchlibError as exc:
             _fail(str(exc))
         finally:
             unsubscribe()
-    latest = runs.list_runs(limit=1)[0]
-    print_leaderboard(latest.id, rows)
-    _print_where(latest)
+    print_leaderboard(result["run_id"], result["leaderboard"])
+    _print_where(runs.get_run(result["run_id"]))
 
 
 def _print_where(run: Any) -> None:

@@ -40,6 +40,8 @@ def format_ok(candidate: Candidate, suite: Suite) -> ScoreValue:
     """1 when the whole output is one JSON object that satisfies the suite's output schema."""
     if not is_bare_json(candidate.text):
         why = candidate.parse_error or "JSON found, but wrapped in other text"
+        if candidate.finish_reason == "length":
+            why += " (the output was cut at max_tokens)"
         return ScoreValue(0.0, f"not bare JSON: {why}")
     errors = sorted(
         validator_for(suite.output_schema)(suite.output_schema).iter_errors(

@@ -39,8 +39,8 @@ def benchmark(
     openai_api_key_env: str = "OPENAI_API_KEY",
     local_models: dict[str, str] = {},  # noqa: B006
     mlflow_url: str = "",
-) -> list[dict]:
-    """Run a benchmark grid (model × prompt version × scenario) and return its leaderboard.
+) -> dict:
+    """Run a benchmark grid (model × prompt version × scenario); returns the run id and leaderboard.
 
     Args:
         suite: Suite folder (prompt versions, scenarios, rubric).
@@ -76,4 +76,4 @@ def benchmark(
         raise
     mark_run(run_id, RunStatus.completed)
     print(f"benchmark run {run_id}: {len(run.cells)} cells, leaderboard has {len(board)} rows")
-    return board
+    return {"run_id": run_id, "leaderboard": board}

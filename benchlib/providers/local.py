@@ -19,7 +19,7 @@ import httpx
 from benchlib.errors import BenchlibError
 from benchlib.modelspec import ModelSpec
 from benchlib.providers.base import ModelInfo
-from benchlib.providers.openai import OpenAIProvider
+from benchlib.providers.openai import OpenAIProvider, size_b_from_meta
 
 EMBEDDED_MODEL = "smollm2-135m"
 _EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -154,11 +154,13 @@ class LocalProvider(OpenAIProvider):
         return server.load_s if started else 0.0
 
     def preflight(self) -> ModelInfo:
+        """Load the weights (kept for the cells that follow) and read their size from the server."""
         self.load()
-        info = super().preflight()
         stat = self.path.stat()
-        return info.model_copy(
-            update={"digest": file_digest(self.path, stat.st_size, stat.st_mtime)}
+        return ModelInfo(
+            spec=str(self.spec),
+            size_b=size_b_from_meta((self._models() or [{}])[0]),
+            digest=file_digest(self.path, stat.st_size, stat.st_mtime),
         )
 
     def unload(self) -> None:

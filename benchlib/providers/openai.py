@@ -18,6 +18,12 @@ from benchlib.providers.base import (
 from benchlib.providers.http import post_json
 
 
+def size_b_from_meta(entry: dict[str, Any]) -> float | None:
+    """llama.cpp's /v1/models tells a model's parameter count in `meta`; other servers do not."""
+    n_params = (entry.get("meta") or {}).get("n_params")
+    return n_params / 1e9 if n_params else None
+
+
 class OpenAIProvider(Provider):
     def __init__(
         self,
@@ -64,9 +70,7 @@ class OpenAIProvider(Provider):
                 f"{self.spec}: unknown model {self.spec.model!r} at {self.base_url}: "
                 f"expected one of {sorted(m.get('id') for m in models)}"
             )
-        meta = entry.get("meta") or {}
-        n_params = meta.get("n_params")
-        return ModelInfo(spec=str(self.spec), size_b=n_params / 1e9 if n_params else None)
+        return ModelInfo(spec=str(self.spec), size_b=size_b_from_meta(entry))
 
     def chat(
         self, request: ChatRequest, budget: AttemptBudget, calls: list[CallRecord]

@@ -1,0 +1,1 @@
+"""How the flows are deployed: work pool and concurrency limit set-up."""

@@ -1,0 +1,69 @@
+"""Real components for the tests: the embedded model on loopback, a Prefect server, MLflow on
+sqlite, and a private benchlib home so nothing touches the developer's .benchlib/."""
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TIPS = ROOT / "prompts" / "tips"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def benchlib_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    home = tmp_path_factory.mktemp("benchlib-home")
+    saved = dict(os.environ)
+    os.environ["BENCHLIB_HOME"] = str(home)
+    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
+    yield home
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def llm_url() -> Iterator[str]:
+    """The embedded SmolLM2 served by llama.cpp on 127.0.0.1 (alias `smollm2`)."""
+    from benchlib.providers.local import LlamaServer, embedded_model_path
+
+    server = LlamaServer(embedded_model_path(), alias="smollm2")
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def prefect_api(benchlib_home: Path) -> Iterator[str]:
+    """A real Prefect server (subprocess) with the `gpu` limit our set-up creates."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    from benchlib.orchestration import ensure_gpu_limit
+
+    with prefect_test_harness(server_startup_timeout=90):
+        ensure_gpu_limit(1)
+        yield PREFECT_API_URL.value()
+
+
+@pytest.fixture
+def suite_copy(tmp_path: Path) -> Path:
+    """A private copy of the tips suite, for tests that break it on purpose."""
+    target = tmp_path / "tips"
+    shutil.copytree(TIPS, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def small_config(llm_url: str) -> dict:
+    """2 prompt versions × 2 scenarios × 1 model against the session's llama.cpp server."""
+    return {
+        "suite": str(TIPS),
+        "models": ["openai:smollm2"],
+        "openai_base_url": f"{llm_url}/v1",
+        "prompts": ["v1", "v2-mentor"],
+        "n_scenarios": 2,
+        "n_candidates": 2,
+        "max_tokens": 96,
+    }

@@ -1,0 +1,155 @@
+"""The real benchmark flow on a real Prefect server, against the embedded model."""
+
+import itertools
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+from prefect import get_client
+from sqlmodel import select
+
+from benchlib import runs, tracking
+from benchlib.config import build_config
+from benchlib.db import session
+from benchlib.errors import BenchlibError
+from benchlib.providers.local import embedded_model_path
+from benchlib.records import LLMCall, RunStatus, Score
+from flows.benchmark import benchmark
+from tests.support.faults import flaky_app
+from tests.support.servers import serve_app
+
+
+def run_flow(values: dict) -> str:
+    return benchmark(**build_config(values).model_dump())["run_id"]
+
+
+def assert_one_at_a_time(cells) -> None:
+    ordered = sorted(cells, key=lambda c: c.started_at)
+    for before, after in itertools.pairwise(ordered):
+        assert before.finished_at <= after.started_at, (before.id, after.id)
+
+
+@pytest.fixture(scope="module")
+def small_run(prefect_api: str, small_config: dict) -> str:
+    return run_flow(small_config)
+
+
+def test_run_is_recorded_with_cells_candidates_and_calls(small_run: str) -> None:
+    run = runs.get_run(small_run)
+    assert run.status == RunStatus.completed and run.n_cells == 4
+    assert run.flow_run_id and run.mlflow_run_id and run.finished_at
+    cells = runs.run_cells(run.id)
+    assert [(c.prompt_version, c.scenario_id) for c in cells] == [
+        ("v1", "developer-morning"),
+        ("v1", "developer-evening"),
+        ("v2-mentor", "developer-morning"),
+        ("v2-mentor", "developer-evening"),
+    ]
+    assert all(c.status == "completed" and c.prompt_hash and c.scenario_hash for c in cells)
+    assert_one_at_a_time(cells)
+    candidates = runs.run_candidates(run.id)
+    assert len(candidates) == 8
+    assert {c.seed for c in candidates} == {42, 43}
+    assert all(c.output_hash and c.completion_tokens > 0 for c in candidates)
+    with session() as s:
+        calls = s.exec(select(LLMCall).where(LLMCall.run_id == run.id)).all()
+        scores = s.exec(select(Score).where(Score.run_id == run.id)).all()
+    assert len(calls) == 8 and all(c.latency_s > 0 and c.response for c in calls)
+    assert {s.name for s in scores} == {"format_ok", "overlong"} and len(scores) == 16
+
+
+def test_structured_prompt_version_gets_bare_json(small_run: str) -> None:
+    rows = {row["prompt"]: row for row in runs.get_run(small_run).leaderboard}
+    assert rows["v2-mentor"]["scores"]["format_ok"] == 1.0
+    assert rows["v2-mentor"]["rank"] == 1
+
+
+def test_leaderboard_rows(small_run: str) -> None:
+    board = runs.get_run(small_run).leaderboard
+    assert [(r["model"], r["n_scenarios"], r["n_candidates"]) for r in board] == [
+        ("openai:smollm2", 2, 4)
+    ] * 2
+    for row in board:
+        assert row["judged"] == 0 and row["composite"] is None
+        assert row["auto_composite"] is not None and row["failure_rate"] == 0
+        assert row["latency_p50_s"] > 0 and row["tokens_per_s"] > 0
+
+
+def test_mlflow_has_a_parent_run_and_a_child_run_per_cell(small_run: str) -> None:
+    run = runs.get_run(small_run)
+    client = MlflowClient(tracking.tracking_uri(""))
+    experiment = client.get_experiment_by_name("benchlib-tips")
+    children = client.search_runs(
+        [experiment.experiment_id], f"tags.mlflow.parentRunId = '{run.mlflow_run_id}'"
+    )
+    assert len(children) == 4
+    child = children[0]
+    assert {"model", "prompt_version", "prompt_hash", "scenario_id", "scenario_hash"} <= set(
+        child.data.params
+    )
+    assert child.data.params["temperature"] == "0.7" and child.data.params["seed"] == "42"
+    assert child.data.params["n_candidates"] == "2"
+    assert child.data.tags["judge_pending"] == "true"
+    assert child.data.tags["rubric_version"] == "tip-v1"
+    assert {"latency_mean_s", "completion_tokens", "tokens_per_s", "format_ok"} <= set(
+        child.data.metrics
+    )
+    artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
+    assert artifacts == {"prompt.json", "candidates.json", "responses.json"}
+    parent_artifacts = {a.path for a in client.list_artifacts(run.mlflow_run_id)}
+    assert "leaderboard.json" in parent_artifacts
+    assert client.get_run(run.mlflow_run_id).info.status == "FINISHED"
+
+
+def test_prefect_shows_the_flow_run_and_its_leaderboard(small_run: str) -> None:
+    run = runs.get_run(small_run)
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_run(run.flow_run_id)
+        artifacts = client.read_artifacts()
+    assert flow_run.state.is_completed()
+    # Published by the compare subflow of this run.
+    assert any(a.key == "leaderboard" and small_run in a.description for a in artifacts)
+
+
+def test_two_models_run_model_major_one_cell_at_a_time(prefect_api: str, tmp_path: Path) -> None:
+    path = str(embedded_model_path())
+    run_id = run_flow(
+        {
+            "models": ["local:smol-a", "local:smol-b"],
+            "local_models": {"smol-a": path, "smol-b": path},
+            "prompts": ["v1"],
+            "n_scenarios": 2,
+            "n_candidates": 1,
+            "max_tokens": 16,
+            "suite": str(Path(__file__).parent.parent / "prompts" / "tips"),
+        }
+    )
+    cells = sorted(runs.run_cells(run_id), key=lambda c: c.started_at)
+    assert [c.model for c in cells] == ["local:smol-a"] * 2 + ["local:smol-b"] * 2
+    assert_one_at_a_time(cells)
+    assert cells[0].model_digest == cells[2].model_digest
+
+
+def test_a_failing_cell_is_recorded_and_the_grid_goes_on(
+    prefect_api: str, small_config: dict, llm_url: str
+) -> None:
+    # The first cell's two candidates are refused (400); the rest of the grid is served.
+    with serve_app(flaky_app(llm_url, [400])) as url:
+        run_id = run_flow(
+            small_config | {"openai_base_url": f"{url}/v1", "prompts": ["v1"], "n_candidates": 1}
+        )
+    run = runs.get_run(run_id)
+    cells = runs.run_cells(run_id)
+    assert run.status == RunStatus.completed
+    assert [c.status for c in cells] == ["failed", "completed"]
+    assert "HTTP 400: injected 400" in cells[0].error
+    assert run.leaderboard[0]["failure_rate"] == 0.5
+
+
+def test_bad_plans_fail_before_anything_is_written(prefect_api: str, small_config: dict) -> None:
+    before = len(runs.list_runs(limit=1000))
+    with pytest.raises(BenchlibError, match="unknown prompt version"):
+        run_flow(small_config | {"prompts": ["v7"]})
+    with pytest.raises(BenchlibError, match="more than max_model_b"):
+        run_flow(small_config | {"max_model_b": 0.05})
+    assert len(runs.list_runs(limit=1000)) == before
