@@ -55,7 +55,7 @@ def with_config_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def _fail(message: str) -> None:
     err_console.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code=2)
+    sys.exit(2)
 
 
 def _key_values(items: list[str]) -> dict[str, str]:
@@ -63,7 +63,7 @@ def _key_values(items: list[str]) -> dict[str, str]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key or not value:
-            _fail(f"--local-model: expected ALIAS=PATH, got {item!r}")
+            raise BenchlibError(f"--local-model: expected ALIAS=PATH, got {item!r}")
         pairs[key] = value
     return pairs
 
@@ -92,11 +92,8 @@ def run(
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     if overrides.get("local_models") is not None:
         overrides["local_models"] = _key_values(overrides["local_models"])
-    try:
-        config = load_config(config_file, suite=suite, **overrides)
-        runs.check_run(config, run_id="check")
-    except BenchlibError as exc:
-        _fail(str(exc))
+    config = load_config(config_file, suite=suite, **overrides)
+    runs.check_run(config, run_id="check")
 
     from benchlib.orchestration import ensure_gpu_limit
     from flows.benchmark import benchmark
@@ -124,8 +121,6 @@ def run(
         try:
             ensure_gpu_limit()
             result = benchmark(**config.model_dump())
-        except BenchlibError as exc:
-            _fail(str(exc))
         finally:
             unsubscribe()
     print_leaderboard(result["run_id"], result["leaderboard"])
@@ -172,10 +167,7 @@ def show(
     candidates: bool = typer.Option(False, "--candidates", help="Print every candidate's output."),
 ) -> None:
     """Show a run: its cells, their status, and (with --candidates) the outputs."""
-    try:
-        run = runs.get_run(run_id)
-    except BenchlibError as exc:
-        _fail(str(exc))
+    run = runs.get_run(run_id)
     cells = runs.run_cells(run.id)
     outputs: dict[str, list[Any]] = {}
     for candidate in runs.run_candidates(run.id):
@@ -209,17 +201,17 @@ def show_leaderboard(
     run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
 ) -> None:
     """Recompute and print a run's leaderboard."""
-    try:
-        run = runs.get_run(run_id)
-        rows = leaderboard.publish_leaderboard(run.id)
-    except BenchlibError as exc:
-        _fail(str(exc))
-    print_leaderboard(run.id, rows)
+    run = runs.get_run(run_id)
+    print_leaderboard(run.id, leaderboard.publish_leaderboard(run.id))
 
 
 def main() -> None:
-    app(prog_name="benchlib")
+    """The console script: user errors print one clear message and exit 2, no traceback."""
+    try:
+        app(prog_name="benchlib")
+    except BenchlibError as exc:
+        _fail(str(exc))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -5,7 +5,9 @@ a child run. A provider that keeps failing fails the cell (with its message), no
 """
 
 import time
+from typing import Any
 
+import jinja2
 from pydantic import BaseModel
 from sqlmodel import delete
 
@@ -16,7 +18,14 @@ from benchlib.grid import CellPlan
 from benchlib.hashing import content_hash
 from benchlib.modelspec import ModelSpec
 from benchlib.parsing import parse_json_output
-from benchlib.providers import AttemptBudget, CallRecord, ChatRequest, ChatResult, provider_for
+from benchlib.providers import (
+    AttemptBudget,
+    CallRecord,
+    ChatRequest,
+    ChatResult,
+    Provider,
+    provider_for,
+)
 from benchlib.records import Candidate, Cell, CellStatus, LLMCall, utcnow
 from benchlib.runs import RunContext
 
@@ -28,13 +37,18 @@ class CellOutcome(BaseModel):
     error: str | None = None
 
 
-def _candidate(cell: CellPlan, index: int, seed: int, result: ChatResult) -> Candidate:
+def _candidate(
+    cell: CellPlan, index: int, step_index: int, messages: list, result: ChatResult
+) -> Candidate:
     parsed, parse_error = parse_json_output(result.text)
     return Candidate(
         run_id=cell.run_id,
         cell_id=cell.id,
         index=index,
-        seed=seed,
+        step=cell.steps[step_index].step.name,
+        step_index=step_index,
+        seed=cell.seed + index,
+        messages=messages,
         text=result.text,
         parsed=parsed,
         parse_error=parse_error,
@@ -46,14 +60,73 @@ def _candidate(cell: CellPlan, index: int, seed: int, result: ChatResult) -> Can
     )
 
 
-def _call_row(cell: CellPlan, candidate_index: int, record: CallRecord) -> LLMCall:
+def _not_run(cell: CellPlan, index: int, step_index: int, reason: str) -> Candidate:
+    return Candidate(
+        run_id=cell.run_id,
+        cell_id=cell.id,
+        index=index,
+        step=cell.steps[step_index].step.name,
+        step_index=step_index,
+        seed=cell.seed + index,
+        messages=[],
+        error=reason,
+        text="",
+        output_hash=content_hash(""),
+    )
+
+
+def _call_row(cell: CellPlan, index: int, step: str, record: CallRecord) -> LLMCall:
     return LLMCall(
         run_id=cell.run_id,
         cell_id=cell.id,
-        candidate_index=candidate_index,
+        candidate_index=index,
+        step=step,
         model=cell.model,
         **record.model_dump(),
     )
+
+
+def _run_chain(
+    provider: Provider,
+    cell: CellPlan,
+    index: int,
+    budget: AttemptBudget,
+    candidates: list[Candidate],
+    calls: list[LLMCall],
+) -> None:
+    """Attempt `index` through every step; each step sees the parsed outputs before it.
+
+    A step whose template reads something an earlier output lacks fails the rest of the chain
+    (recorded, with the reason); a provider failure propagates and fails the cell.
+    """
+    context: dict[str, Any] = {**cell.scenario_vars, "steps": {}}
+    for step_index, plan in enumerate(cell.steps):
+        try:
+            messages = plan.step.render(context)
+        except jinja2.UndefinedError as exc:
+            reason = (
+                f"step {plan.step.name!r} not run: its template reads what earlier output "
+                f"lacks ({exc})"
+            )
+            candidates.extend(
+                _not_run(cell, index, later, reason) for later in range(step_index, len(cell.steps))
+            )
+            return
+        request = ChatRequest(
+            messages=messages,
+            temperature=cell.temperature,
+            seed=cell.seed + index,
+            max_tokens=cell.max_tokens,
+            response_schema=plan.response_schema,
+        )
+        attempts: list[CallRecord] = []
+        try:
+            result = provider.chat(request, budget, attempts)
+        finally:
+            calls.extend(_call_row(cell, index, plan.step.name, a) for a in attempts)
+        candidate = _candidate(cell, index, step_index, messages, result)
+        candidates.append(candidate)
+        context["steps"][plan.step.name] = candidate.parsed
 
 
 def run_cell(plan: RunContext, cell: CellPlan) -> CellOutcome:
@@ -66,22 +139,10 @@ def run_cell(plan: RunContext, cell: CellPlan) -> CellOutcome:
     calls: list[LLMCall] = []
     error = None
     for index in range(cell.n_candidates):
-        seed = cell.seed + index
-        request = ChatRequest(
-            messages=cell.messages,
-            temperature=cell.temperature,
-            seed=seed,
-            max_tokens=cell.max_tokens,
-            response_schema=cell.response_schema,
-        )
-        attempts: list[CallRecord] = []
         try:
-            result = provider.chat(request, budget, attempts)
-            candidates.append(_candidate(cell, index, seed, result))
+            _run_chain(provider, cell, index, budget, candidates, calls)
         except ProviderError as exc:
             error = str(exc)
-        calls.extend(_call_row(cell, index, record) for record in attempts)
-        if error:
             break
     status = CellStatus.failed if error else CellStatus.completed
     wall_s = time.perf_counter() - start
@@ -111,13 +172,14 @@ def _log_to_mlflow(
     load_s: float,
     error: str | None,
 ) -> str:
-    completion_tokens = sum(c.completion_tokens for c in candidates)
-    generation_s = sum(c.latency_s for c in candidates)
+    produced = [c for c in candidates if c.error is None]
+    completion_tokens = sum(c.completion_tokens for c in produced)
+    generation_s = sum(c.latency_s for c in produced)
     metrics = {
         "wall_s": wall_s,
         "model_load_s": load_s,
-        "latency_mean_s": generation_s / len(candidates) if candidates else 0.0,
-        "prompt_tokens": sum(c.prompt_tokens for c in candidates),
+        "latency_mean_s": generation_s / len(produced) if produced else 0.0,
+        "prompt_tokens": sum(c.prompt_tokens for c in produced),
         "completion_tokens": completion_tokens,
         "tokens_per_s": completion_tokens / generation_s if generation_s else 0.0,
         "provider_calls": len(calls),
@@ -148,14 +210,21 @@ def _log_to_mlflow(
         },
         metrics=metrics,
         artifacts={
-            "prompt.json": {"messages": cell.messages, "response_schema": cell.response_schema},
+            "prompt.json": {
+                "scenario": cell.scenario_vars,
+                "steps": [step.model_dump() for step in cell.steps],
+            },
             "candidates.json": [
-                c.model_dump(include={"index", "seed", "text", "parsed", "parse_error"})
+                c.model_dump(
+                    include={"index", "step", "seed", "messages", "text", "parsed"}
+                    | {"parse_error", "error"}
+                )
                 for c in candidates
             ],
             "responses.json": [
                 call.model_dump(
-                    mode="json", include={"candidate_index", "attempt", "error", "response"}
+                    mode="json",
+                    include={"candidate_index", "step", "attempt", "error", "response"},
                 )
                 for call in calls
             ],

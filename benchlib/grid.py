@@ -11,7 +11,17 @@ from benchlib.config import BenchmarkConfig
 from benchlib.errors import BenchlibError
 from benchlib.hashing import content_hash
 from benchlib.providers import ModelInfo
-from benchlib.suite import PromptVersion, Scenario, Suite
+from benchlib.suite import PromptVersion, Scenario, Step, Suite
+
+
+class StepPlan(BaseModel):
+    step: Step
+    output_schema: dict[str, Any]
+
+    @property
+    def response_schema(self) -> dict[str, Any] | None:
+        """The schema to constrain decoding to, when the step asks for structured output."""
+        return self.output_schema if self.step.structured_output else None
 
 
 class CellPlan(BaseModel):
@@ -29,8 +39,8 @@ class CellPlan(BaseModel):
     scenario_hash: str
     rubric_version: str
     rubric_hash: str
-    messages: list[dict[str, str]]
-    response_schema: dict[str, Any] | None
+    scenario_vars: dict[str, Any]
+    steps: list[StepPlan]
     n_candidates: int
     temperature: float
     seed: int
@@ -44,7 +54,6 @@ class CellPlan(BaseModel):
             "seed": self.seed,
             "max_tokens": self.max_tokens,
             "n_candidates": self.n_candidates,
-            "structured_output": self.response_schema is not None,
         }
 
     @property
@@ -98,13 +107,16 @@ def expand_grid(
                         model_size_b=models[model].size_b,
                         model_digest=models[model].digest,
                         prompt_version=version.name,
-                        prompt_hash=version.hash,
+                        prompt_hash=suite.version_hash(version),
                         scenario_id=scenario.id,
                         scenario_hash=scenario.hash,
                         rubric_version=suite.rubric.version,
                         rubric_hash=suite.rubric.hash,
-                        messages=version.render(scenario.vars),
-                        response_schema=suite.output_schema if version.structured_output else None,
+                        scenario_vars=scenario.vars,
+                        steps=[
+                            StepPlan(step=step, output_schema=suite.schema_for(step))
+                            for step in version.steps
+                        ],
                         n_candidates=config.n_candidates,
                         temperature=config.temperature,
                         seed=config.seed,

@@ -1,7 +1,7 @@
 """The leaderboard: one row per (model, prompt version), best first.
 
 Ranked by the rubric composite where candidates are judged; until then by the automatic part of
-the composite (the rubric's weights applied to the flags a scorer computes).
+the composite (the rubric's weights applied to the flags scorers compute).
 """
 
 from collections import defaultdict
@@ -13,9 +13,8 @@ from sqlmodel import select
 from benchlib import tracking
 from benchlib.db import session
 from benchlib.records import Candidate, Cell, CellStatus, Run, Score
-from benchlib.rubric import Rubric
 from benchlib.runs import get_run, run_candidates, run_cells
-from benchlib.suite import load_suite
+from benchlib.scoring import AUTO_COMPOSITE, COMPOSITE
 
 
 def _mean(values: list[float]) -> float | None:
@@ -27,22 +26,22 @@ def _percentile(values: list[float], q: float) -> float | None:
 
 
 def build_leaderboard(
-    rubric: Rubric, cells: list[Cell], candidates: list[Candidate], scores: list[Score]
+    cells: list[Cell], candidates: list[Candidate], scores: list[Score]
 ) -> list[dict[str, Any]]:
+    """Rows from the recorded scores: the composites were computed (and their formula stored)
+    by scoring, so this only aggregates."""
     by_candidate: dict[int, dict[str, float]] = defaultdict(dict)
     for score in scores:
         by_candidate[score.candidate_id][score.name] = score.value
-    automatic = {f.name for f in rubric.flags if f.automatic}
-    auto_weights = {k: w for k, w in rubric.composite.items() if k in automatic}
 
-    cell_group = {cell.id: (cell.model, cell.prompt_version) for cell in cells}
     groups: dict[tuple[str, str], dict[str, Any]] = {}
     for cell in cells:
         group = groups.setdefault(
-            cell_group[cell.id], {"cells": [], "candidates": [], "scenarios": set()}
+            (cell.model, cell.prompt_version), {"cells": [], "candidates": [], "scenarios": set()}
         )
         group["cells"].append(cell)
         group["scenarios"].add(cell.scenario_id)
+    cell_group = {cell.id: (cell.model, cell.prompt_version) for cell in cells}
     for candidate in candidates:
         groups[cell_group[candidate.cell_id]]["candidates"].append(candidate)
 
@@ -50,14 +49,10 @@ def build_leaderboard(
     for (model, prompt), group in groups.items():
         cands: list[Candidate] = group["candidates"]
         values = [by_candidate.get(c.id, {}) for c in cands]
-        score_names = sorted({name for v in values for name in v})
-        composites = [c for v in values if (c := rubric.composite_score(v)) is not None]
-        auto = [
-            sum(w * v[name] for name, w in auto_weights.items())
-            for v in values
-            if all(name in v for name in auto_weights)
-        ]
-        latencies = [c.latency_s for c in cands]
+        score_names = sorted({name for v in values for name in v} - {COMPOSITE, AUTO_COMPOSITE})
+        composites = [v[COMPOSITE] for v in values if COMPOSITE in v]
+        produced = [c for c in cands if c.error is None]
+        latencies = [c.latency_s for c in produced]
         generation_s = sum(latencies)
         failed = sum(cell.status == CellStatus.failed for cell in group["cells"])
         rows.append(
@@ -69,7 +64,7 @@ def build_leaderboard(
                 "n_candidates": len(cands),
                 "judged": len(composites),
                 "composite": _mean(composites),
-                "auto_composite": _mean(auto),
+                "auto_composite": _mean([v[AUTO_COMPOSITE] for v in values if AUTO_COMPOSITE in v]),
                 "scores": {
                     name: _mean([v[name] for v in values if name in v]) for name in score_names
                 },
@@ -78,7 +73,9 @@ def build_leaderboard(
                 "latency_p50_s": _percentile(latencies, 50),
                 "latency_p95_s": _percentile(latencies, 95),
                 "tokens_per_s": (
-                    sum(c.completion_tokens for c in cands) / generation_s if generation_s else None
+                    sum(c.completion_tokens for c in produced) / generation_s
+                    if generation_s
+                    else None
                 ),
             }
         )
@@ -104,10 +101,9 @@ def flat_row(row: dict[str, Any]) -> dict[str, Any]:
 def publish_leaderboard(run_id: str) -> list[dict[str, Any]]:
     """Compute the run's leaderboard, store it on the run, and log it to the MLflow parent run."""
     run = get_run(run_id)
-    rubric = load_suite(run.config["suite"]).rubric
     with session() as s:
         scores = list(s.exec(select(Score).where(Score.run_id == run.id)))
-    rows = build_leaderboard(rubric, run_cells(run.id), run_candidates(run.id), scores)
+    rows = build_leaderboard(run_cells(run.id), run_candidates(run.id), scores)
     with session() as s:
         s.get(Run, run.id).leaderboard = rows
     if run.mlflow_run_id:

@@ -36,6 +36,7 @@ class Run(SQLModel, table=True):
     flow_run_id: str | None = None
     mlflow_run_id: str | None = None
     leaderboard: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
+    scored_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -58,7 +59,8 @@ class Cell(SQLModel, table=True):
     rubric_hash: str
     params: dict[str, Any] = Field(sa_column=Column(JSON))
     identity: str = Field(index=True, description="Hash of everything above but the run.")
-    messages: list[dict[str, Any]] = Field(sa_column=Column(JSON))
+    scenario_vars: dict[str, Any] = Field(sa_column=Column(JSON))
+    steps: list[str] = Field(sa_column=Column(JSON), description="Step names, in chain order.")
     status: CellStatus = CellStatus.pending
     error: str | None = None
     model_load_s: float = 0.0
@@ -68,17 +70,23 @@ class Cell(SQLModel, table=True):
 
 
 class Candidate(SQLModel, table=True):
+    """One output: attempt `index` of the cell, at one step of its chain (`output` if single)."""
+
     id: int | None = Field(default=None, primary_key=True)
     run_id: str = Field(foreign_key="run.id", index=True)
     cell_id: str = Field(foreign_key="cell.id", index=True)
     index: int
+    step: str = "output"
+    step_index: int = 0
     seed: int
+    messages: list[dict[str, Any]] = Field(sa_column=Column(JSON))
+    error: str | None = Field(None, description="Why this step produced no output.")
     text: str
     parsed: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     parse_error: str | None = None
     output_hash: str
     finish_reason: str = ""
-    latency_s: float
+    latency_s: float = 0.0
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
@@ -90,6 +98,7 @@ class LLMCall(SQLModel, table=True):
     run_id: str = Field(foreign_key="run.id", index=True)
     cell_id: str = Field(foreign_key="cell.id", index=True)
     candidate_index: int
+    step: str = "output"
     attempt: int
     model: str
     started_at: datetime
@@ -110,4 +119,5 @@ class Score(SQLModel, table=True):
     name: str
     value: float
     explanation: str = ""
-    version: str
+    version: str = Field(description="scoring-v1 for scorers; rubric version@hash for composites.")
+    formula: str | None = Field(None, description="For composites: the weighted sum evaluated.")

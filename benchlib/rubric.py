@@ -74,11 +74,18 @@ class Rubric(BaseModel):
         return content_hash(self.model_dump(mode="json"))
 
     @property
-    def formula(self) -> str:
-        return " + ".join(f"{w:g}·{name}" for name, w in self.composite.items())
+    def automatic_weights(self) -> dict[str, float]:
+        """The part of the composite that scorers compute, with no human in the loop."""
+        automatic = {flag.name for flag in self.flags if flag.automatic}
+        return {name: w for name, w in self.composite.items() if name in automatic}
 
-    def composite_score(self, values: dict[str, float]) -> float | None:
-        """The weighted sum, or None while any weighted criterion or flag is still unknown."""
-        if any(name not in values for name in self.composite):
+    def composite_score(self, values: dict[str, float], automatic: bool = False) -> float | None:
+        """The weighted sum (no `eval`), or None while a weighted value is still unknown."""
+        weights = self.automatic_weights if automatic else self.composite
+        if not weights or any(name not in values for name in weights):
             return None
-        return sum(weight * values[name] for name, weight in self.composite.items())
+        return sum(weight * values[name] for name, weight in weights.items())
+
+    def formula(self, automatic: bool = False) -> str:
+        weights = self.automatic_weights if automatic else self.composite
+        return " + ".join(f"{w:g}·{name}" for name, w in weights.items())

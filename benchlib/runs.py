@@ -13,7 +13,7 @@ from benchlib.errors import BenchlibError
 from benchlib.grid import CellPlan, expand_grid
 from benchlib.preflight import preflight_models
 from benchlib.records import Candidate, Cell, Run, RunStatus, utcnow
-from benchlib.scorers import check_scorers
+from benchlib.scorers import build_scorers
 from benchlib.suite import Suite, load_suite
 
 
@@ -43,7 +43,7 @@ def experiment_name(config: BenchmarkConfig, suite_name: str) -> str:
 def check_run(config: BenchmarkConfig, run_id: str) -> tuple[Suite, list[CellPlan]]:
     """Everything that can be wrong with a run before it starts; writes nothing."""
     suite = load_suite(config.suite)
-    check_scorers(suite)
+    build_scorers(suite)
     models = preflight_models(config)
     return suite, expand_grid(run_id, config, suite, models)
 
@@ -75,9 +75,10 @@ def plan_run(config: BenchmarkConfig, flow_run_id: str | None = None) -> RunPlan
         s.add_all(
             Cell(
                 **cell.model_dump(
-                    exclude={"response_schema", "n_candidates", "temperature", "seed"}
+                    exclude={"steps", "n_candidates", "temperature", "seed"}
                     | {"max_tokens", "attempt_budget"}
                 ),
+                steps=[plan.step.name for plan in cell.steps],
                 params=cell.params,
                 identity=cell.identity,
             )

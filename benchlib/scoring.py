@@ -1,6 +1,7 @@
-"""Scoring a run: every objective scorer on every candidate, written to the DB and to MLflow.
+"""Scoring a run: the suite's scorers on every output, then the rubric composites.
 
-Idempotent: re-scoring replaces the run's scores in one transaction, never adds to them.
+Idempotent: re-scoring replaces the run's scores in one transaction, never adds to them. Every
+composite row stores the formula and the rubric version it was computed with.
 """
 
 from collections import defaultdict
@@ -9,41 +10,110 @@ from sqlmodel import delete
 
 from benchlib import tracking
 from benchlib.db import session
-from benchlib.records import Score
+from benchlib.records import Candidate, Cell, Run, Score, utcnow
+from benchlib.rubric import Rubric
 from benchlib.runs import get_run, run_candidates, run_cells
-from benchlib.scorers import REGISTRY, VERSION, check_scorers
-from benchlib.suite import load_suite
+from benchlib.scorers import VERSION, ScoreFn, ScoreInput, ScoreValue, build_scorers
+from benchlib.suite import Suite, load_suite
+
+AUTO_COMPOSITE = "auto_composite"
+COMPOSITE = "composite"
+
+
+def _composite_rows(rubric: Rubric, candidate: Candidate, values: dict[str, float]) -> list[Score]:
+    rows = []
+    for name, automatic in ((AUTO_COMPOSITE, True), (COMPOSITE, False)):
+        value = rubric.composite_score(values, automatic=automatic)
+        if value is not None:
+            rows.append(
+                Score(
+                    run_id=candidate.run_id,
+                    cell_id=candidate.cell_id,
+                    candidate_id=candidate.id,
+                    name=name,
+                    value=value,
+                    version=f"{rubric.version}@{rubric.hash}",
+                    formula=rubric.formula(automatic=automatic),
+                )
+            )
+    return rows
+
+
+def score_cell(
+    suite: Suite, scorers: dict[str, ScoreFn], cell: Cell, candidates: list[Candidate]
+) -> list[Score]:
+    """Scores for one cell's outputs; outputs a failed chain step never produced score 0."""
+    by_step: dict[str, list[Candidate]] = defaultdict(list)
+    by_attempt: dict[int, list[Candidate]] = defaultdict(list)
+    for candidate in candidates:
+        by_step[candidate.step].append(candidate)
+        by_attempt[candidate.index].append(candidate)
+    version = suite.versions.get(cell.prompt_version)
+    steps = {step.name: step for step in version.steps} if version else {}
+    rows = []
+    for candidate in candidates:
+        step = steps.get(candidate.step)
+        item = ScoreInput(
+            candidate=candidate,
+            schema=suite.schema_for(step) if step else {},
+            policies=suite.spec.policies,
+            scenario=cell.scenario_vars,
+            siblings=[c for c in by_step[candidate.step] if c is not candidate and not c.error],
+            earlier=[c for c in by_attempt[candidate.index] if c.step_index < candidate.step_index],
+        )
+        values = {}
+        for name, fn in scorers.items():
+            # An output that a failed chain step never produced gets no credit.
+            result = ScoreValue(0.0, candidate.error) if candidate.error else fn(item)
+            values[name] = result.value
+            rows.append(
+                Score(
+                    run_id=candidate.run_id,
+                    cell_id=candidate.cell_id,
+                    candidate_id=candidate.id,
+                    name=name,
+                    value=result.value,
+                    explanation=result.explanation,
+                    version=VERSION,
+                )
+            )
+        rows.extend(_composite_rows(suite.rubric, candidate, values))
+    return rows
 
 
 def score_run(run_id: str) -> int:
-    """Score the run's candidates; returns how many scores were written."""
+    """Score the run's candidates and mark it scored; returns how many scores were written."""
     run = get_run(run_id)
     suite = load_suite(run.config["suite"])
-    check_scorers(suite)
-    scores = [
-        Score(
-            run_id=run.id,
-            cell_id=candidate.cell_id,
-            candidate_id=candidate.id,
-            name=name,
-            value=result.value,
-            explanation=result.explanation,
-            version=VERSION,
-        )
-        for candidate in run_candidates(run.id)
-        for name in suite.spec.scorers
-        for result in [REGISTRY[name](candidate, suite)]
-    ]
+    scorers = build_scorers(suite)
+    cells = run_cells(run.id)
+    per_cell: dict[str, list[Candidate]] = defaultdict(list)
+    for candidate in run_candidates(run.id):
+        per_cell[candidate.cell_id].append(candidate)
+    scores_by_cell = {
+        cell.id: score_cell(suite, scorers, cell, per_cell[cell.id]) for cell in cells
+    }
     with session() as s:
         s.exec(delete(Score).where(Score.run_id == run.id))
-        s.add_all(scores)
+        for rows in scores_by_cell.values():
+            s.add_all(rows)
+        s.get(Run, run.id).scored_at = utcnow()
 
-    per_cell: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for score in scores:
-        per_cell[score.cell_id][score.name].append(score.value)
     uri = tracking.tracking_uri(run.config.get("mlflow_url", ""))
-    for cell in run_cells(run.id):
-        if cell.mlflow_run_id and cell.id in per_cell:
-            means = {name: sum(v) / len(v) for name, v in per_cell[cell.id].items()}
-            tracking.log_metrics(uri, cell.mlflow_run_id, means)
-    return len(scores)
+    step_of = {c.id: c.step for rows in per_cell.values() for c in rows}
+    for cell in cells:
+        if cell.mlflow_run_id and scores_by_cell[cell.id]:
+            tracking.log_metrics(
+                uri, cell.mlflow_run_id, _cell_metrics(cell, scores_by_cell[cell.id], step_of)
+            )
+    return sum(len(rows) for rows in scores_by_cell.values())
+
+
+def _cell_metrics(cell: Cell, rows: list[Score], step_of: dict[int, str]) -> dict[str, float]:
+    """Mean per score name; for chains also per step (`moderator.schema_validity`)."""
+    groups: dict[str, list[float]] = defaultdict(list)
+    for row in rows:
+        groups[row.name].append(row.value)
+        if len(cell.steps) > 1:
+            groups[f"{step_of[row.candidate_id]}.{row.name}"].append(row.value)
+    return {name: sum(values) / len(values) for name, values in groups.items()}

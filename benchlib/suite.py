@@ -19,7 +19,7 @@ import jinja2.meta
 import yaml
 from jsonschema.exceptions import SchemaError
 from jsonschema.validators import validator_for
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from benchlib.errors import BenchlibError, describe_validation_error
 from benchlib.hashing import content_hash
@@ -31,12 +31,33 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class Policies(BaseModel):
-    """Machine-checkable rules on an output."""
+    """Machine-checkable rules on an output (policy_compliance and overlong check them)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    text_field: str = Field("", description="Output field whose length the policies limit.")
+    text_field: str = Field("", description="Output field whose length is limited.")
     max_words: int = Field(0, ge=0, description="More words than this in text_field = overlong.")
+    forbidden_phrases: list[str] = Field(
+        default_factory=list, description="Phrases an output must never contain (any case)."
+    )
+    allowed_tools: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="For tool-using steps: tool name -> allowed argument names.",
+    )
+
+
+class ScorerSpec(BaseModel):
+    """A scorer a suite runs, with its parameters (`- stability` or `- {name: .., params: ..}`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, data: Any) -> Any:
+        return {"name": data} if isinstance(data, str) else data
 
 
 class SuiteFile(BaseModel):
@@ -49,46 +70,97 @@ class SuiteFile(BaseModel):
     rubric: str = "rubric.yaml"
     versions: str = "versions"
     policies: Policies = Field(default_factory=Policies)
-    scorers: list[str] = Field(
-        default_factory=lambda: ["format_ok", "overlong"],
-        description="Objective scorers (names registered in benchlib.scorers) run on every output.",
+    scorers: list[ScorerSpec] = Field(
+        default_factory=lambda: [ScorerSpec(name="schema_validity")],
+        description="Objective scorers (registered in benchlib.scorers) run on every output.",
     )
 
 
+def _template_names(text: str) -> tuple[set[str], set[str]]:
+    """(variables a template uses, earlier steps it reads as `steps.NAME` or `steps['NAME']`)."""
+    tree = _JINJA.parse(text)
+    steps = {
+        node.attr
+        for node in tree.find_all(jinja2.nodes.Getattr)
+        if isinstance(node.node, jinja2.nodes.Name) and node.node.name == "steps"
+    } | {
+        str(node.arg.value)
+        for node in tree.find_all(jinja2.nodes.Getitem)
+        if isinstance(node.node, jinja2.nodes.Name)
+        and node.node.name == "steps"
+        and isinstance(node.arg, jinja2.nodes.Const)
+    }
+    return jinja2.meta.find_undeclared_variables(tree) - {"steps"}, steps
+
+
+class Step(BaseModel):
+    """One prompt of a chain. Its templates see the scenario's variables and `steps`, the
+    parsed outputs of the steps before it (`{{ steps.bull.thesis }}`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = "output"
+    system: str = ""
+    user: str
+    structured_output: bool = Field(
+        False, description="Ask the server to constrain decoding to this step's output schema."
+    )
+    output_schema: str = Field("", description="Schema file for this step; empty = the suite's.")
+
+    @property
+    def variables(self) -> set[str]:
+        return _template_names(self.system)[0] | _template_names(self.user)[0]
+
+    @property
+    def step_refs(self) -> set[str]:
+        return _template_names(self.system)[1] | _template_names(self.user)[1]
+
+    def render(self, context: dict[str, Any]) -> list[dict[str, str]]:
+        messages = []
+        if self.system:
+            messages.append(
+                {"role": "system", "content": _JINJA.from_string(self.system).render(context)}
+            )
+        messages.append({"role": "user", "content": _JINJA.from_string(self.user).render(context)})
+        return messages
+
+
 class PromptVersion(BaseModel):
+    """A prompt version: one step (`system` + `user` at the top level) or a chain (`steps:`)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = ""
     description: str = ""
-    system: str = ""
-    user: str
-    structured_output: bool = Field(
-        False, description="Ask the server to constrain decoding to the suite's output schema."
-    )
+    steps: list[Step] = Field(min_length=1)
 
-    @property
-    def hash(self) -> str:
-        return content_hash(
-            {"system": self.system, "user": self.user, "structured": self.structured_output}
-        )
+    @model_validator(mode="before")
+    @classmethod
+    def _single_step(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "steps" not in data:
+            step_keys = {"system", "user", "structured_output", "output_schema"}
+            step = {k: v for k, v in data.items() if k in step_keys}
+            data = {k: v for k, v in data.items() if k not in step_keys} | {"steps": [step]}
+        return data
+
+    @model_validator(mode="after")
+    def _steps_read_only_earlier_steps(self) -> "PromptVersion":
+        seen: set[str] = set()
+        for step in self.steps:
+            if step.name in seen:
+                raise ValueError(f"duplicate step name {step.name!r}")
+            unknown = sorted(step.step_refs - seen)
+            if unknown:
+                raise ValueError(
+                    f"step {step.name!r} reads steps {unknown}, which do not come before it "
+                    f"(earlier steps: {sorted(seen) or 'none'})"
+                )
+            seen.add(step.name)
+        return self
 
     @property
     def variables(self) -> set[str]:
-        found: set[str] = set()
-        for text in (self.system, self.user):
-            found |= jinja2.meta.find_undeclared_variables(_JINJA.parse(text))
-        return found
-
-    def render(self, variables: dict[str, Any]) -> list[dict[str, str]]:
-        messages = []
-        if self.system:
-            messages.append(
-                {"role": "system", "content": _JINJA.from_string(self.system).render(variables)}
-            )
-        messages.append(
-            {"role": "user", "content": _JINJA.from_string(self.user).render(variables)}
-        )
-        return messages
+        return set().union(*(step.variables for step in self.steps))
 
 
 class Scenario(BaseModel):
@@ -109,16 +181,21 @@ class Suite(BaseModel):
     spec: SuiteFile
     versions: dict[str, PromptVersion]
     scenarios: list[Scenario]
-    output_schema: dict[str, Any]
+    schemas: dict[str, dict[str, Any]] = Field(
+        description="Output schemas by file name; the suite's default under its own name."
+    )
     rubric: Rubric
 
     @property
     def name(self) -> str:
         return self.spec.name
 
-    @property
-    def schema_hash(self) -> str:
-        return content_hash(self.output_schema)
+    def schema_for(self, step: Step) -> dict[str, Any]:
+        return self.schemas[step.output_schema or self.spec.output_schema]
+
+    def version_hash(self, version: PromptVersion) -> str:
+        """Changes with any step's text or with any schema a step is held to."""
+        return content_hash([[step.model_dump(), self.schema_for(step)] for step in version.steps])
 
     def select_versions(self, names: list[str]) -> list[PromptVersion]:
         if not names:
@@ -161,9 +238,8 @@ def _load_versions(folder: Path) -> dict[str, PromptVersion]:
         if not isinstance(data, dict):
             raise BenchlibError(f"{file}: expected a mapping with 'system' and 'user' templates")
         data.setdefault("name", file.stem)
-        version = _validate(PromptVersion, data, file)
         try:
-            version.variables  # noqa: B018 - parsing is the check
+            version = _validate(PromptVersion, data, file)
         except jinja2.TemplateSyntaxError as exc:
             raise BenchlibError(f"{file}: template syntax error line {exc.lineno}: {exc}") from None
         versions[version.name] = version
@@ -231,12 +307,16 @@ def load_suite(path: str | Path) -> Suite:
     if not (folder / "suite.yaml").is_file():
         raise BenchlibError(f"{folder}: not a suite folder (no suite.yaml)")
     spec = _validate(SuiteFile, _read_yaml(folder / "suite.yaml"), folder / "suite.yaml")
+    versions = _load_versions(folder / spec.versions)
+    schema_files = {spec.output_schema} | {
+        step.output_schema for version in versions.values() for step in version.steps
+    }
     rubric_path = folder / spec.rubric
     return Suite(
         path=folder,
         spec=spec,
-        versions=_load_versions(folder / spec.versions),
+        versions=versions,
         scenarios=_load_scenarios(folder / spec.scenarios),
-        output_schema=_load_schema(folder / spec.output_schema),
+        schemas={name: _load_schema(folder / name) for name in sorted(schema_files - {""})},
         rubric=_validate(Rubric, _read_yaml(rubric_path), rubric_path),
     )

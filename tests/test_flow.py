@@ -55,7 +55,9 @@ def test_run_is_recorded_with_cells_candidates_and_calls(small_run: str) -> None
         calls = s.exec(select(LLMCall).where(LLMCall.run_id == run.id)).all()
         scores = s.exec(select(Score).where(Score.run_id == run.id)).all()
     assert len(calls) == 8 and all(c.latency_s > 0 and c.response for c in calls)
-    assert {s.name for s in scores} == {"format_ok", "overlong"} and len(scores) == 16
+    scorers = {"format_ok", "overlong", "schema_validity", "completeness", "policy_compliance"}
+    assert {s.name for s in scores} == scorers | {"stability", "auto_composite"}
+    assert len(scores) == 8 * 7
 
 
 def test_structured_prompt_version_gets_bare_json(small_run: str) -> None:

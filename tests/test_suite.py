@@ -7,7 +7,7 @@ from benchlib.config import build_config
 from benchlib.errors import BenchlibError
 from benchlib.grid import check_templates, expand_grid
 from benchlib.providers import ModelInfo
-from benchlib.scorers import check_scorers
+from benchlib.scorers import build_scorers
 from benchlib.suite import load_suite
 from tests.conftest import TIPS
 
@@ -34,11 +34,19 @@ def test_rubric_describes_every_level_with_an_example() -> None:
     assert rubric.composite_score({"format_ok": 1, "overlong": 0}) is None
 
 
-def test_prompt_hash_changes_with_the_text(suite_copy: Path) -> None:
-    before = load_suite(suite_copy).versions["v1"].hash
+def version_hash(folder: Path, name: str) -> str:
+    suite = load_suite(folder)
+    return suite.version_hash(suite.versions[name])
+
+
+def test_prompt_hash_changes_with_the_text_and_the_schema(suite_copy: Path) -> None:
+    before = version_hash(suite_copy, "v1")
     path = suite_copy / "versions" / "v1.yaml"
     path.write_text(path.read_text().replace("short", "brief"))
-    assert load_suite(suite_copy).versions["v1"].hash != before
+    after_text = version_hash(suite_copy, "v1")
+    schema = suite_copy / "schema.json"
+    schema.write_text(schema.read_text().replace('"wellbeing"', '"health"'))
+    assert len({before, after_text, version_hash(suite_copy, "v1")}) == 3
 
 
 def test_grid_is_model_major() -> None:
@@ -106,7 +114,7 @@ def test_invalid_yaml_and_schema_are_refused(suite_copy: Path) -> None:
 def test_unknown_scorer_is_refused(suite_copy: Path) -> None:
     edit_yaml(suite_copy / "suite.yaml", lambda d: d.update(scorers=["format_ok", "vibes"]))
     with pytest.raises(BenchlibError, match=r"unknown scorer\(s\) \['vibes'\]"):
-        check_scorers(load_suite(suite_copy))
+        build_scorers(load_suite(suite_copy))
 
 
 def test_a_second_suite_needs_no_code(tmp_path: Path) -> None:
@@ -118,6 +126,6 @@ def test_a_second_suite_needs_no_code(tmp_path: Path) -> None:
     (folder / "schema.json").write_text('{"type": "object"}')
     (folder / "rubric.yaml").write_text((TIPS / "rubric.yaml").read_text())
     suite = load_suite(folder)
-    assert suite.versions["plain"].render(suite.scenarios[0].vars) == [
+    assert suite.versions["plain"].steps[0].render(suite.scenarios[0].vars) == [
         {"role": "user", "content": "Say hi as JSON"}
     ]
