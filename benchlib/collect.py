@@ -37,10 +37,7 @@ class CellOutcome(BaseModel):
     error: str | None = None
 
 
-def _candidate(
-    cell: CellPlan, index: int, step_index: int, messages: list, result: ChatResult
-) -> Candidate:
-    parsed, parse_error = parse_json_output(result.text)
+def _output(cell: CellPlan, index: int, step_index: int, **fields: Any) -> Candidate:
     return Candidate(
         run_id=cell.run_id,
         cell_id=cell.id,
@@ -48,6 +45,18 @@ def _candidate(
         step=cell.steps[step_index].step.name,
         step_index=step_index,
         seed=cell.seed + index,
+        **fields,
+    )
+
+
+def _candidate(
+    cell: CellPlan, index: int, step_index: int, messages: list, result: ChatResult
+) -> Candidate:
+    parsed, parse_error = parse_json_output(result.text)
+    return _output(
+        cell,
+        index,
+        step_index,
         messages=messages,
         text=result.text,
         parsed=parsed,
@@ -61,17 +70,8 @@ def _candidate(
 
 
 def _not_run(cell: CellPlan, index: int, step_index: int, reason: str) -> Candidate:
-    return Candidate(
-        run_id=cell.run_id,
-        cell_id=cell.id,
-        index=index,
-        step=cell.steps[step_index].step.name,
-        step_index=step_index,
-        seed=cell.seed + index,
-        messages=[],
-        error=reason,
-        text="",
-        output_hash=content_hash(""),
+    return _output(
+        cell, index, step_index, messages=[], error=reason, text="", output_hash=content_hash("")
     )
 
 

@@ -20,22 +20,24 @@ AUTO_COMPOSITE = "auto_composite"
 COMPOSITE = "composite"
 
 
+def _score(candidate: Candidate, name: str, value: float, **fields: str) -> Score:
+    return Score(
+        run_id=candidate.run_id,
+        cell_id=candidate.cell_id,
+        candidate_id=candidate.id,
+        name=name,
+        value=value,
+        **fields,
+    )
+
+
 def _composite_rows(rubric: Rubric, candidate: Candidate, values: dict[str, float]) -> list[Score]:
     rows = []
     for name, automatic in ((AUTO_COMPOSITE, True), (COMPOSITE, False)):
         value = rubric.composite_score(values, automatic=automatic)
         if value is not None:
-            rows.append(
-                Score(
-                    run_id=candidate.run_id,
-                    cell_id=candidate.cell_id,
-                    candidate_id=candidate.id,
-                    name=name,
-                    value=value,
-                    version=f"{rubric.version}@{rubric.hash}",
-                    formula=rubric.formula(automatic=automatic),
-                )
-            )
+            version, formula = f"{rubric.version}@{rubric.hash}", rubric.formula(automatic)
+            rows.append(_score(candidate, name, value, version=version, formula=formula))
     return rows
 
 
@@ -67,14 +69,8 @@ def score_cell(
             result = ScoreValue(0.0, candidate.error) if candidate.error else fn(item)
             values[name] = result.value
             rows.append(
-                Score(
-                    run_id=candidate.run_id,
-                    cell_id=candidate.cell_id,
-                    candidate_id=candidate.id,
-                    name=name,
-                    value=result.value,
-                    explanation=result.explanation,
-                    version=VERSION,
+                _score(
+                    candidate, name, result.value, explanation=result.explanation, version=VERSION
                 )
             )
         rows.extend(_composite_rows(suite.rubric, candidate, values))
