@@ -2,6 +2,7 @@
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 from prefect.runtime import flow_run
 
@@ -19,8 +20,9 @@ def plan(config: BenchmarkConfig) -> RunPlan:
     return runs.plan_run(config, flow_run_id=flow_run.get_id())
 
 
-@task(persist_result=True)
+@task(cache_policy=NO_CACHE)
 def mark_run(run_id: str, status: RunStatus, error: str | None = None) -> None:
+    """Not cached: a resumed flow run must show `running` again, not a stale `failed`."""
     runs.set_status(run_id, status, error)
 
 

@@ -6,9 +6,11 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 from prefect import get_client
+from prefect.flow_engine import run_flow_sync
+from prefect.states import Scheduled
 from sqlmodel import select
 
-from benchlib import runs, tracking
+from benchlib import events, runs, tracking
 from benchlib.config import build_config
 from benchlib.db import session
 from benchlib.errors import BenchlibError
@@ -155,3 +157,38 @@ def test_bad_plans_fail_before_anything_is_written(prefect_api: str, small_confi
     with pytest.raises(BenchlibError, match="more than max_model_b"):
         run_flow(small_config | {"max_model_b": 0.05})
     assert len(runs.list_runs(limit=1000)) == before
+
+
+def test_a_rerun_of_the_flow_run_does_not_redo_finished_cells(
+    prefect_api: str, small_config: dict, llm_url: str, suite_copy: Path
+) -> None:
+    """Scoring fails after collect (a suite file broke); once fixed, the same flow run is run
+    again: cells come back from Prefect's persisted results, nothing is generated twice."""
+    rubric = suite_copy / "rubric.yaml"
+    good = rubric.read_text()
+    unsubscribe = events.subscribe(
+        lambda kind, data: rubric.write_text("version: [") if kind == "cell_done" else None
+    )
+    proxy = flaky_app(llm_url, [])
+    values = small_config | {"suite": str(suite_copy), "prompts": ["v1"], "n_candidates": 1}
+    parameters = build_config(values).model_dump()
+    try:
+        with serve_app(proxy) as url:
+            parameters["openai_base_url"] = f"{url}/v1"
+            with pytest.raises(BenchlibError, match=r"rubric\.yaml: not valid YAML"):
+                benchmark(**parameters)
+            unsubscribe()
+            rubric.write_text(good)
+            run = runs.list_runs(limit=1)[0]
+            assert run.status == RunStatus.failed and proxy.state.chats == 2
+            with get_client(sync_client=True) as client:
+                client.set_flow_run_state(run.flow_run_id, Scheduled(), force=True)
+                flow_run = client.read_flow_run(run.flow_run_id)
+            result = run_flow_sync(benchmark, flow_run=flow_run, parameters=parameters)
+    finally:
+        rubric.write_text(good)
+    assert result["run_id"] == run.id
+    assert proxy.state.chats == 2  # no cell generated again
+    assert runs.get_run(run.id).status == RunStatus.completed
+    with session() as s:
+        assert len(s.exec(select(LLMCall).where(LLMCall.run_id == run.id)).all()) == 2

@@ -10,6 +10,7 @@ def flaky_app(llm_url: str, failures: list[int]) -> FastAPI:
     """Chat requests get the next status in `failures` (then the real model's answer);
     /v1/models is always passed through, so preflight sees a healthy server."""
     app = FastAPI()
+    app.state.chats = 0  # chat requests that reached the model
 
     async def forward(req: Request, path: str) -> Response:
         async with httpx.AsyncClient(base_url=llm_url, timeout=60) as client:
@@ -30,6 +31,7 @@ def flaky_app(llm_url: str, failures: list[int]) -> FastAPI:
                 headers={"Retry-After": "0"},
                 media_type="application/json",
             )
+        app.state.chats += 1
         return await forward(req, "/v1/chat/completions")
 
     return app
