@@ -1,6 +1,7 @@
 """`benchlib`: run a benchmark locally, list runs, show one, print its leaderboard."""
 
 import inspect
+import json
 import os
 import sys
 from collections.abc import Callable
@@ -12,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from benchlib import events, leaderboard, runs
+from benchlib import events, leaderboard, reports, runs, scoring, verdict
 from benchlib.config import BenchmarkConfig, load_config
 from benchlib.errors import BenchlibError
 
@@ -68,11 +69,27 @@ def _key_values(items: list[str]) -> dict[str, str]:
     return pairs
 
 
-def print_leaderboard(run_id: str, rows: list[dict[str, Any]]) -> None:
-    table = Table(title=f"Leaderboard · run {run_id}", title_justify="left")
-    header, body = leaderboard.table_cells(rows)
-    for title in header:
-        table.add_column(title, justify="left" if title in ("model", "prompt") else "right")
+def write_file(path: Path, text: str) -> None:
+    """Write whole or not at all: a reader never sees half a report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text)
+    partial.replace(path)
+
+
+def print_leaderboard(run_id: str, board: dict[str, Any]) -> None:
+    title = (
+        f"Leaderboard · run {run_id} · ranked by {board['metric']} "
+        f"(95% CI over scenarios; ≈ tied with the leader)"
+    )
+    table = Table(title=title, title_justify="left")
+    header, body = leaderboard.table_cells(board)
+    for i, title in enumerate(header):
+        name = title in ("model", "prompt")
+        widest = max((len(row[i]) for row in body), default=0)
+        table.add_column(
+            title, justify="left" if name else "right", no_wrap=True, min_width=min(widest, 28)
+        )
     for row in body:
         table.add_row(*row)
     console.print(table)
@@ -199,10 +216,93 @@ def show(
 @app.command("leaderboard")
 def show_leaderboard(
     run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
+    json_file: Path | None = typer.Option(None, "--json", help="Also write it as JSON here."),
 ) -> None:
-    """Recompute and print a run's leaderboard."""
+    """Recompute (after new judgements, say) and print a run's leaderboard."""
     run = runs.get_run(run_id)
-    print_leaderboard(run.id, leaderboard.publish_leaderboard(run.id))
+    scoring.score_run(run.id)
+    board = reports.publish_leaderboard(run.id)
+    print_leaderboard(run.id, board)
+    if json_file:
+        write_file(json_file, json.dumps(board, indent=2))
+        console.print(f"leaderboard JSON: {json_file}")
+
+
+@app.command()
+def report(
+    run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
+    html: Path = typer.Option(..., "--html", help="Write the HTML report (table and charts) here."),
+) -> None:
+    """Write a run's self-contained HTML report: leaderboard table, heatmap, score intervals."""
+    run = runs.get_run(run_id)
+    board = run.leaderboard or reports.compute_leaderboard(run)
+    write_file(html, reports.render_html(run, board))
+    console.print(f"report: {html}")
+
+
+@app.command()
+def compare(
+    run_id: str = typer.Argument(..., help="The run under test (id or unique prefix)."),
+    baseline: str = typer.Option(..., "--baseline", help="Baseline run id, or `latest`."),
+    eval_report: Path | None = typer.Option(
+        None, "--eval-report", help="Write the machine-readable verdict (JSON) here."
+    ),
+    tolerance: float = typer.Option(0.0, min=0.0, help="Accepted mean quality drop."),
+    allow_prompt_change: bool = typer.Option(
+        False, help="Pair cells whose prompt text changed (the prompt is the change tested)."
+    ),
+) -> None:
+    """Compare a run with a baseline. Exit 0 acceptable, 1 not acceptable, 2 bad input."""
+    result = verdict.evaluate(runs.get_run(run_id).id, baseline, tolerance, allow_prompt_change)
+    if eval_report:
+        write_file(eval_report, result.model_dump_json(indent=2))
+    print_verdict(result)
+    if eval_report:
+        console.print(f"eval report: {eval_report}")
+    raise typer.Exit(code=0 if result.is_acceptable else 1)
+
+
+def print_verdict(result: verdict.EvalReport) -> None:
+    s = result.summary
+    colour = "green" if result.is_acceptable else "red"
+    word = "ACCEPTABLE" if result.is_acceptable else "NOT ACCEPTABLE"
+    console.print(
+        f"[bold {colour}]{word}[/]: run {result.run} vs baseline {result.baseline} · "
+        f"aggregate score {_num(result.aggregate_score)} · mean quality delta "
+        f"{_num(s.mean_quality_delta)} [95% CI {_num(s.ci_low)}, {_num(s.ci_high)}] · "
+        f"tolerance {result.tolerance:g}"
+    )
+    console.print(
+        f"{s.improved} improved · {s.regressed} regressed · {s.broken} broken · "
+        f"{s.unchanged} unchanged · {s.unknown} unknown · {s.not_comparable} not comparable"
+    )
+    table = Table(title="worst pairs", title_justify="left")
+    for column in (
+        "pair",
+        "metric",
+        "quality Δ",
+        "score",
+        "broken",
+        "output changed",
+        "latency Δ s",
+    ):
+        table.add_column(column)
+    worst = {name: i for i, name in enumerate(s.worst)}
+    for pair in sorted((p for p in result.pairs if p.name in worst), key=lambda p: worst[p.name]):
+        table.add_row(
+            pair.name,
+            pair.metric or "—",
+            _num(pair.quality_delta),
+            _num(pair.score),
+            ", ".join(pair.broken_checks) or "no",
+            "yes" if pair.output_changed else "no",
+            _num(pair.latency_delta),
+        )
+    console.print(table)
+
+
+def _num(value: float | None) -> str:
+    return "—" if value is None else f"{value:+.3f}"
 
 
 def main() -> None:

@@ -63,6 +63,16 @@ class BenchmarkConfig(BaseModel):
     mlflow_url: str = Field(
         "", description="MLflow tracking URI; empty = sqlite store under .benchlib/."
     )
+    baseline: str = Field(
+        "",
+        description="Compare with this run id or `latest` (previous completed run); empty = no.",
+    )
+    tolerance: float = Field(
+        0.0, ge=0.0, description="Accept a mean quality drop down to this (eval report)."
+    )
+    allow_prompt_change: bool = Field(
+        False, description="Pair cells whose prompt text changed: the prompt is the change tested."
+    )
 
     @field_validator("models")
     @classmethod

@@ -1,20 +1,20 @@
-"""The leaderboard: one row per (model, prompt version), best first.
+"""The leaderboard: one row per (model, prompt version), best first, saying how sure it is.
 
-Ranked by the rubric composite where candidates are judged; until then by the automatic part of
-the composite (the rubric's weights applied to the flags scorers compute).
+The ranking metric is the rubric composite once anything is judged, else its automatic part
+(the rubric's weights on the flags scorers compute). Each row's mean comes with a 95% bootstrap
+interval over scenarios; a row whose paired difference to the leader (over the scenarios both
+ran) is not clearly above zero is marked tied with the leader.
 """
 
 from collections import defaultdict
 from typing import Any
 
 import numpy as np
-from sqlmodel import select
 
-from benchlib import tracking
-from benchlib.db import session
-from benchlib.records import Candidate, Cell, CellStatus, Run, Score
-from benchlib.runs import get_run, run_candidates, run_cells
+from benchlib.records import Candidate, Cell, CellStatus, Judgement, Score
+from benchlib.rubric import Rubric
 from benchlib.scoring import AUTO_COMPOSITE, COMPOSITE
+from benchlib.stats import CONFIDENCE, N_RESAMPLES, bootstrap_mean, krippendorff_alpha
 
 
 def _mean(values: list[float]) -> float | None:
@@ -25,142 +25,176 @@ def _percentile(values: list[float], q: float) -> float | None:
     return float(np.percentile(values, q)) if values else None
 
 
+def _finite(value: float) -> float | None:
+    return None if np.isnan(value) else value
+
+
+def agreement(rubric: Rubric, judgements: list[Judgement]) -> dict[str, float | None]:
+    """Krippendorff's alpha per criterion, over outputs judged by several people."""
+    judges = sorted({j.judge for j in judgements})
+    items = sorted({j.candidate_id for j in judgements})
+    result = {}
+    for criterion in rubric.criteria:
+        matrix = np.full((len(judges), len(items)), np.nan)
+        for j in judgements:
+            if criterion.name in j.scores:
+                matrix[judges.index(j.judge), items.index(j.candidate_id)] = j.scores[
+                    criterion.name
+                ]
+        result[criterion.name] = krippendorff_alpha(matrix)
+    return result
+
+
 def build_leaderboard(
-    cells: list[Cell], candidates: list[Candidate], scores: list[Score]
-) -> list[dict[str, Any]]:
-    """Rows from the recorded scores: the composites were computed (and their formula stored)
-    by scoring, so this only aggregates."""
+    rubric: Rubric,
+    cells: list[Cell],
+    candidates: list[Candidate],
+    scores: list[Score],
+    judgements: list[Judgement],
+    seed: int,
+) -> dict[str, Any]:
     by_candidate: dict[int, dict[str, float]] = defaultdict(dict)
     for score in scores:
         by_candidate[score.candidate_id][score.name] = score.value
+    metric = COMPOSITE if any(s.name == COMPOSITE for s in scores) else AUTO_COMPOSITE
+    criteria = [c.name for c in rubric.criteria]
+    judged_items = {j.candidate_id for j in judgements}
 
-    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    cell_of = {cell.id: cell for cell in cells}
+    groups: dict[tuple[str, str], list[Cell]] = defaultdict(list)
     for cell in cells:
-        group = groups.setdefault(
-            (cell.model, cell.prompt_version), {"cells": [], "candidates": [], "scenarios": set()}
-        )
-        group["cells"].append(cell)
-        group["scenarios"].add(cell.scenario_id)
-    cell_group = {cell.id: (cell.model, cell.prompt_version) for cell in cells}
+        groups[(cell.model, cell.prompt_version)].append(cell)
+    cands_of: dict[tuple[str, str], list[Candidate]] = defaultdict(list)
     for candidate in candidates:
-        groups[cell_group[candidate.cell_id]]["candidates"].append(candidate)
+        cell = cell_of[candidate.cell_id]
+        cands_of[(cell.model, cell.prompt_version)].append(candidate)
 
-    rows = []
-    for (model, prompt), group in groups.items():
-        cands: list[Candidate] = group["candidates"]
+    rows, per_scenario = [], {}
+    for key, group_cells in groups.items():
+        cands = cands_of[key]
         values = [by_candidate.get(c.id, {}) for c in cands]
-        score_names = sorted({name for v in values for name in v} - {COMPOSITE, AUTO_COMPOSITE})
-        composites = [v[COMPOSITE] for v in values if COMPOSITE in v]
+        by_scenario: dict[str, list[float]] = defaultdict(list)
+        for candidate, value in zip(cands, values, strict=True):
+            if metric in value:
+                by_scenario[cell_of[candidate.cell_id].scenario_id].append(value[metric])
+        per_scenario[key] = {s: float(np.mean(v)) for s, v in by_scenario.items()}
+        interval = bootstrap_mean(np.array(list(per_scenario[key].values())), seed)
         produced = [c for c in cands if c.error is None]
         latencies = [c.latency_s for c in produced]
-        generation_s = sum(latencies)
-        failed = sum(cell.status == CellStatus.failed for cell in group["cells"])
+        failed = sum(cell.status == CellStatus.failed for cell in group_cells)
+        other = sorted({n for v in values for n in v} - {COMPOSITE, AUTO_COMPOSITE, *criteria})
         rows.append(
             {
-                "model": model,
-                "prompt": prompt,
-                "n_scenarios": len(group["scenarios"]),
-                "n_cells": len(group["cells"]),
+                "model": key[0],
+                "prompt": key[1],
+                "n_scenarios": len({cell.scenario_id for cell in group_cells}),
+                "n_cells": len(group_cells),
                 "n_candidates": len(cands),
-                "judged": len(composites),
-                "composite": _mean(composites),
+                "judge_coverage": (
+                    sum(c.id in judged_items for c in cands) / len(cands) if cands else 0.0
+                ),
+                "metric": metric,
+                "mean": _finite(interval.mean),
+                "ci_low": _finite(interval.low),
+                "ci_high": _finite(interval.high),
+                "composite": _mean([v[COMPOSITE] for v in values if COMPOSITE in v]),
                 "auto_composite": _mean([v[AUTO_COMPOSITE] for v in values if AUTO_COMPOSITE in v]),
-                "scores": {
-                    name: _mean([v[name] for v in values if name in v]) for name in score_names
-                },
+                "criteria": {n: _mean([v[n] for v in values if n in v]) for n in criteria},
+                "scores": {n: _mean([v[n] for v in values if n in v]) for n in other},
                 "failed_cells": failed,
-                "failure_rate": failed / len(group["cells"]),
+                "failure_rate": failed / len(group_cells),
                 "latency_p50_s": _percentile(latencies, 50),
                 "latency_p95_s": _percentile(latencies, 95),
                 "tokens_per_s": (
-                    sum(c.completion_tokens for c in produced) / generation_s
-                    if generation_s
+                    sum(c.completion_tokens for c in produced) / sum(latencies)
+                    if sum(latencies)
                     else None
                 ),
             }
         )
-    rows.sort(
-        key=lambda r: (
-            -(r["composite"] if r["composite"] is not None else -np.inf),
-            -(r["auto_composite"] if r["auto_composite"] is not None else -np.inf),
-            r["failure_rate"],
-        )
-    )
+    rows.sort(key=lambda r: (r["mean"] is None, -(r["mean"] or 0.0), r["failure_rate"]))
+    _mark_ties(rows, per_scenario, seed)
+    return {
+        "metric": metric,
+        "confidence": CONFIDENCE,
+        "resamples": N_RESAMPLES,
+        "seed": seed,
+        "rows": rows,
+        "agreement": agreement(rubric, judgements),
+    }
+
+
+def _mark_ties(
+    rows: list[dict[str, Any]], per_scenario: dict[tuple[str, str], dict[str, float]], seed: int
+) -> None:
+    """Rank rows; a row is tied with the leader when the paired interval of (leader − row)
+    over shared scenarios reaches down to zero."""
+    leader = per_scenario[(rows[0]["model"], rows[0]["prompt"])] if rows else {}
     for rank, row in enumerate(rows, start=1):
         row["rank"] = rank
-    return rows
+        mine = per_scenario[(row["model"], row["prompt"])]
+        shared = sorted(leader.keys() & mine.keys())
+        if rank == 1 or not shared:
+            row["tied_with_leader"] = False
+            continue
+        diffs = np.array([leader[s] - mine[s] for s in shared])
+        row["tied_with_leader"] = bool(bootstrap_mean(diffs, seed).low <= 0.0)
 
 
 def flat_row(row: dict[str, Any]) -> dict[str, Any]:
-    """A row with its per-scorer means as top-level columns (tables, CSV, Prefect artifacts)."""
-    flat = {key: value for key, value in row.items() if key != "scores"}
+    """A row with nested means as top-level columns (tables, CSV, Prefect artifacts)."""
+    flat = {key: value for key, value in row.items() if key not in ("scores", "criteria")}
+    flat.update(row["criteria"])
     flat.update({f"score_{name}": value for name, value in row["scores"].items()})
     return flat
-
-
-def publish_leaderboard(run_id: str) -> list[dict[str, Any]]:
-    """Compute the run's leaderboard, store it on the run, and log it to the MLflow parent run."""
-    run = get_run(run_id)
-    with session() as s:
-        scores = list(s.exec(select(Score).where(Score.run_id == run.id)))
-    rows = build_leaderboard(run_cells(run.id), run_candidates(run.id), scores)
-    with session() as s:
-        s.get(Run, run.id).leaderboard = rows
-    if run.mlflow_run_id:
-        best = rows[0] if rows else {}
-        metrics = {
-            "cells": float(run.n_cells),
-            "failed_cells": float(sum(r["failed_cells"] for r in rows)),
-        }
-        if best.get("auto_composite") is not None:
-            metrics["best_auto_composite"] = best["auto_composite"]
-        tracking.finish_parent_run(
-            tracking.tracking_uri(run.config.get("mlflow_url", "")),
-            run.mlflow_run_id,
-            "completed",
-            metrics,
-            rows,
-        )
-    return rows
 
 
 def _fmt(value: Any) -> str:
     if value is None:
         return "—"
+    if isinstance(value, bool):
+        return "yes" if value else ""
     return f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
-COLUMNS = [
-    ("rank", "#"),
-    ("model", "model"),
-    ("prompt", "prompt"),
-    ("n_scenarios", "scenarios"),
-    ("n_candidates", "candidates"),
-    ("judged", "judged"),
-    ("composite", "composite"),
-    ("auto_composite", "auto composite"),
-    ("failure_rate", "failure rate"),
-    ("latency_p50_s", "latency p50 s"),
-    ("tokens_per_s", "tokens/s"),
-]
+def table_cells(board: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Header and body of the table people read: rank (≈ when tied with the leader), the
+    ranking metric with its interval, then criteria, objective scores and costs."""
+    rows = board["rows"]
+    criteria = sorted({n for row in rows for n, v in row["criteria"].items() if v is not None})
+    scores = sorted({name for row in rows for name in row["scores"]})
+    header = ["#", "model", "prompt", "scen.", "outputs", "judged", board["metric"]]
+    header += ["95% CI", *criteria, *scores, "fail rate", "p50 s", "tok/s"]
+    body = []
+    for row in rows:
+        interval = f"{row['ci_low']:.2f}…{row['ci_high']:.2f}" if row["ci_low"] is not None else "—"
+        body.append(
+            [
+                f"≈{row['rank']}" if row["tied_with_leader"] else str(row["rank"]),
+                row["model"],
+                row["prompt"],
+                str(row["n_scenarios"]),
+                str(row["n_candidates"]),
+                f"{row['judge_coverage']:.0%}",
+                _fmt(row["mean"]),
+                interval,
+                *(_fmt(row["criteria"].get(n)) for n in criteria),
+                *(_fmt(row["scores"][n]) for n in scores),
+                _fmt(row["failure_rate"]),
+                _fmt(row["latency_p50_s"]),
+                _fmt(row["tokens_per_s"]),
+            ]
+        )
+    return header, body
 
 
-def table_columns(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    """The columns people read, with one column per objective score."""
-    names = sorted({name for row in rows for name in row["scores"]})
-    return COLUMNS[:8] + [(f"score_{n}", n) for n in names] + COLUMNS[8:]
-
-
-def table_cells(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    columns = table_columns(rows)
-    flat = [flat_row(row) for row in rows]
-    return [title for _, title in columns], [[_fmt(r.get(key)) for key, _ in columns] for r in flat]
-
-
-def markdown(run_id: str, rows: list[dict[str, Any]]) -> str:
-    header, body = table_cells(rows)
+def markdown(run_id: str, board: dict[str, Any]) -> str:
+    header, body = table_cells(board)
     lines = [
         f"# Benchmark run `{run_id}`",
+        "",
+        f"Ranked by `{board['metric']}`; ≈ marks rows tied with the leader (paired bootstrap, "
+        f"{board['confidence']:.0%}).",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),

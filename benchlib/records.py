@@ -35,7 +35,8 @@ class Run(SQLModel, table=True):
     n_cells: int = 0
     flow_run_id: str | None = None
     mlflow_run_id: str | None = None
-    leaderboard: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
+    leaderboard: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    eval_report: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     scored_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
@@ -121,3 +122,19 @@ class Score(SQLModel, table=True):
     explanation: str = ""
     version: str = Field(description="scoring-v1 for scorers; rubric version@hash for composites.")
     formula: str | None = Field(None, description="For composites: the weighted sum evaluated.")
+
+
+class Judgement(SQLModel, table=True):
+    """One judge's scores for one output, under one rubric version."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(foreign_key="run.id", index=True)
+    candidate_id: int = Field(foreign_key="candidate.id", index=True)
+    judge: str
+    rubric_version: str
+    rubric_hash: str
+    scores: dict[str, float] = Field(
+        sa_column=Column(JSON), description="Criterion (or human-judged flag) -> value."
+    )
+    comment: str = ""
+    created_at: datetime = Field(default_factory=utcnow)

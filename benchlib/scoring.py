@@ -1,16 +1,17 @@
 """Scoring a run: the suite's scorers on every output, then the rubric composites.
 
-Idempotent: re-scoring replaces the run's scores in one transaction, never adds to them. Every
-composite row stores the formula and the rubric version it was computed with.
+Idempotent: re-scoring replaces the run's scores in one transaction, never adds to them. Human
+judgements (under the suite's current rubric) become one score per criterion, the mean over
+judges; every composite row stores the formula and the rubric version it was computed with.
 """
 
 from collections import defaultdict
 
-from sqlmodel import delete
+from sqlmodel import delete, select
 
 from benchlib import tracking
 from benchlib.db import session
-from benchlib.records import Candidate, Cell, Run, Score, utcnow
+from benchlib.records import Candidate, Cell, Judgement, Run, Score, utcnow
 from benchlib.rubric import Rubric
 from benchlib.runs import get_run, run_candidates, run_cells
 from benchlib.scorers import VERSION, ScoreFn, ScoreInput, ScoreValue, build_scorers
@@ -41,8 +42,24 @@ def _composite_rows(rubric: Rubric, candidate: Candidate, values: dict[str, floa
     return rows
 
 
+def human_values(judgements: list[Judgement]) -> dict[int, dict[str, tuple[float, int]]]:
+    """Per candidate, per criterion: the mean over judges and how many judged it."""
+    collected: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for judgement in judgements:
+        for name, value in judgement.scores.items():
+            collected[judgement.candidate_id][name].append(value)
+    return {
+        candidate: {name: (sum(v) / len(v), len(v)) for name, v in names.items()}
+        for candidate, names in collected.items()
+    }
+
+
 def score_cell(
-    suite: Suite, scorers: dict[str, ScoreFn], cell: Cell, candidates: list[Candidate]
+    suite: Suite,
+    scorers: dict[str, ScoreFn],
+    cell: Cell,
+    candidates: list[Candidate],
+    human: dict[int, dict[str, tuple[float, int]]],
 ) -> list[Score]:
     """Scores for one cell's outputs; outputs a failed chain step never produced score 0."""
     by_step: dict[str, list[Candidate]] = defaultdict(list)
@@ -73,6 +90,11 @@ def score_cell(
                     candidate, name, result.value, explanation=result.explanation, version=VERSION
                 )
             )
+        rubric_version = f"{suite.rubric.version}@{suite.rubric.hash}"
+        for name, (mean, judges) in human.get(candidate.id, {}).items():
+            values[name] = mean
+            why = f"mean of {judges} judge(s)"
+            rows.append(_score(candidate, name, mean, explanation=why, version=rubric_version))
         rows.extend(_composite_rows(suite.rubric, candidate, values))
     return rows
 
@@ -86,8 +108,11 @@ def score_run(run_id: str) -> int:
     per_cell: dict[str, list[Candidate]] = defaultdict(list)
     for candidate in run_candidates(run.id):
         per_cell[candidate.cell_id].append(candidate)
+    with session() as s:
+        judgements = list(s.exec(select(Judgement).where(Judgement.run_id == run.id)))
+    human = human_values([j for j in judgements if j.rubric_hash == suite.rubric.hash])
     scores_by_cell = {
-        cell.id: score_cell(suite, scorers, cell, per_cell[cell.id]) for cell in cells
+        cell.id: score_cell(suite, scorers, cell, per_cell[cell.id], human) for cell in cells
     }
     with session() as s:
         s.exec(delete(Score).where(Score.run_id == run.id))

@@ -93,9 +93,11 @@ def finish_parent_run(
     parent_id: str,
     status: str,
     metrics: dict[str, float],
-    leaderboard: list[dict[str, Any]],
+    leaderboard: dict[str, Any],
+    report_html: str,
 ) -> None:
     mlflow = client(uri)
     log_metrics(uri, parent_id, metrics)
     mlflow.log_text(parent_id, json.dumps(leaderboard, indent=2), "leaderboard.json")
+    mlflow.log_text(parent_id, report_html, "report.html")
     mlflow.set_terminated(parent_id, status="FINISHED" if status == "completed" else "FAILED")

@@ -39,6 +39,9 @@ def benchmark(
     openai_api_key_env: str = "OPENAI_API_KEY",
     local_models: dict[str, str] = {},  # noqa: B006
     mlflow_url: str = "",
+    baseline: str = "",
+    tolerance: float = 0.0,
+    allow_prompt_change: bool = False,
 ) -> dict:
     """Run a benchmark grid (model × prompt version × scenario); returns the run id and leaderboard.
 
@@ -60,6 +63,9 @@ def benchmark(
         openai_api_key_env: Environment variable holding the OpenAI-compatible API key.
         local_models: Extra `local:` aliases: alias -> GGUF file path.
         mlflow_url: MLflow tracking URI; empty = sqlite store under .benchlib/.
+        baseline: Compare with this run id or `latest` (previous completed run); empty = no.
+        tolerance: Accept a mean quality drop down to this (eval report).
+        allow_prompt_change: Pair cells whose prompt text changed: the prompt is the change tested.
     """
     config = build_config(dict(locals()), source="flow parameters")
     run = plan(config)
@@ -70,10 +76,10 @@ def benchmark(
         release_models()
         # Judge step (human judgements via suspend/resume) slots in here.
         scoring(run_id)
-        board = compare(run_id)
+        board = compare(run_id, config.baseline, config.tolerance, config.allow_prompt_change)
     except Exception as exc:
         mark_run(run_id, RunStatus.failed, f"{type(exc).__name__}: {exc}")
         raise
     mark_run(run_id, RunStatus.completed)
-    print(f"benchmark run {run_id}: {len(run.cells)} cells, leaderboard has {len(board)} rows")
+    print(f"benchmark run {run_id}: {len(run.cells)} cells, {len(board['rows'])} leaderboard rows")
     return {"run_id": run_id, "leaderboard": board}

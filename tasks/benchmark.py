@@ -1,13 +1,14 @@
 """The benchmark's tasks. Results are persisted so a resumed flow run does not redo them."""
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 from prefect.runtime import flow_run
 
-from benchlib import collect, leaderboard, runs, scoring
+from benchlib import collect, leaderboard, reports, runs, scoring, verdict
 from benchlib.config import BenchmarkConfig
+from benchlib.errors import BenchlibError
 from benchlib.grid import CellPlan
 from benchlib.orchestration import GPU_LIMIT
 from benchlib.providers import servers
@@ -46,16 +47,35 @@ def score(run_id: str) -> int:
 
 
 @task(persist_result=True)
-def publish_leaderboard(run_id: str) -> list[dict]:
-    rows = leaderboard.publish_leaderboard(run_id)
+def evaluate_against_baseline(
+    run_id: str, baseline: str, tolerance: float, allow_prompt_change: bool
+) -> dict | None:
+    """The eval report, or None (with the reason in the log) when no baseline is usable."""
+    try:
+        report = verdict.evaluate(run_id, baseline, tolerance, allow_prompt_change)
+    except BenchlibError as exc:
+        get_run_logger().warning(f"no verdict: {exc}")
+        return None
+    reports.publish_verdict(report)
+    create_markdown_artifact(
+        key="eval-report",
+        markdown=reports.verdict_markdown(report),
+        description=f"Run {run_id} against baseline {report.baseline}",
+    )
+    return report.model_dump(mode="json")
+
+
+@task(persist_result=True)
+def publish_leaderboard(run_id: str) -> dict:
+    board = reports.publish_leaderboard(run_id)
     create_table_artifact(
         key="leaderboard",
-        table=[leaderboard.flat_row(row) for row in rows],
+        table=[leaderboard.flat_row(row) for row in board["rows"]],
         description=f"Leaderboard of benchmark run {run_id}",
     )
     create_markdown_artifact(
         key="leaderboard-summary",
-        markdown=leaderboard.markdown(run_id, rows),
+        markdown=leaderboard.markdown(run_id, board),
         description=f"Benchmark run {run_id}",
     )
-    return rows
+    return board

@@ -63,19 +63,21 @@ def test_run_is_recorded_with_cells_candidates_and_calls(small_run: str) -> None
 
 
 def test_structured_prompt_version_gets_bare_json(small_run: str) -> None:
-    rows = {row["prompt"]: row for row in runs.get_run(small_run).leaderboard}
+    rows = {row["prompt"]: row for row in runs.get_run(small_run).leaderboard["rows"]}
     assert rows["v2-mentor"]["scores"]["format_ok"] == 1.0
     assert rows["v2-mentor"]["rank"] == 1
 
 
 def test_leaderboard_rows(small_run: str) -> None:
     board = runs.get_run(small_run).leaderboard
-    assert [(r["model"], r["n_scenarios"], r["n_candidates"]) for r in board] == [
+    assert board["metric"] == "auto_composite"
+    assert [(r["model"], r["n_scenarios"], r["n_candidates"]) for r in board["rows"]] == [
         ("openai:smollm2", 2, 4)
     ] * 2
-    for row in board:
-        assert row["judged"] == 0 and row["composite"] is None
-        assert row["auto_composite"] is not None and row["failure_rate"] == 0
+    for row in board["rows"]:
+        assert row["judge_coverage"] == 0 and row["composite"] is None
+        assert row["mean"] == row["auto_composite"] and row["failure_rate"] == 0
+        assert row["ci_low"] <= row["mean"] <= row["ci_high"]
         assert row["latency_p50_s"] > 0 and row["tokens_per_s"] > 0
 
 
@@ -147,7 +149,7 @@ def test_a_failing_cell_is_recorded_and_the_grid_goes_on(
     assert run.status == RunStatus.completed
     assert [c.status for c in cells] == ["failed", "completed"]
     assert "HTTP 400: injected 400" in cells[0].error
-    assert run.leaderboard[0]["failure_rate"] == 0.5
+    assert run.leaderboard["rows"][0]["failure_rate"] == 0.5
 
 
 def test_bad_plans_fail_before_anything_is_written(prefect_api: str, small_config: dict) -> None:

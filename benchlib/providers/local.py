@@ -13,6 +13,7 @@ import threading
 import time
 from functools import cache
 from pathlib import Path
+from typing import Any, ClassVar
 
 import httpx
 
@@ -141,6 +142,10 @@ servers = ServerPool()
 
 
 class LocalProvider(OpenAIProvider):
+    # Reusing a cached prompt prefix changes the arithmetic slightly, and with it sampled
+    # outputs: reproducibility (same seed, same output) is worth the few ms.
+    extra_body: ClassVar[dict[str, Any]] = {"cache_prompt": False}
+
     def __init__(self, spec: ModelSpec, aliases: dict[str, str], timeout_s: float):
         self.path = resolve_gguf(spec.model, aliases)
         self._timeout_s = timeout_s

@@ -1,7 +1,7 @@
 """Any OpenAI-compatible /v1/chat/completions server: OpenAI, vLLM, llama.cpp, LM Studio."""
 
 import os
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
@@ -25,6 +25,9 @@ def size_b_from_meta(entry: dict[str, Any]) -> float | None:
 
 
 class OpenAIProvider(Provider):
+    # Server-specific request fields (the local llama.cpp server turns its prompt cache off).
+    extra_body: ClassVar[dict[str, Any]] = {}
+
     def __init__(
         self,
         spec: ModelSpec,
@@ -81,6 +84,7 @@ class OpenAIProvider(Provider):
             "temperature": request.temperature,
             "seed": request.seed,
             "max_tokens": request.max_tokens,
+            **self.extra_body,
         }
         if request.response_schema is not None:
             body["response_format"] = {

@@ -1,0 +1,177 @@
+"""Publishing a run's leaderboard: on the run record, in MLflow, and as a self-contained HTML
+page with charts (inline SVG: no script or network needed to open it)."""
+
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from sqlmodel import select
+
+from benchlib import tracking
+from benchlib.db import session
+from benchlib.leaderboard import build_leaderboard, table_cells
+from benchlib.records import Judgement, Run, Score
+from benchlib.runs import get_run, run_candidates, run_cells
+from benchlib.suite import load_suite
+from benchlib.verdict import EvalReport
+
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=True,
+)
+
+
+def compute_leaderboard(run: Run) -> dict[str, Any]:
+    with session() as s:
+        scores = list(s.exec(select(Score).where(Score.run_id == run.id)))
+        judgements = list(s.exec(select(Judgement).where(Judgement.run_id == run.id)))
+    rubric = load_suite(run.config["suite"]).rubric
+    return build_leaderboard(
+        rubric, run_cells(run.id), run_candidates(run.id), scores, judgements, run.config["seed"]
+    )
+
+
+def publish_leaderboard(run_id: str) -> dict[str, Any]:
+    """Compute, store on the run, and log to the MLflow parent run (metrics, JSON, HTML)."""
+    run = get_run(run_id)
+    board = compute_leaderboard(run)
+    with session() as s:
+        s.get(Run, run.id).leaderboard = board
+    if run.mlflow_run_id:
+        metrics = {"cells": float(run.n_cells)}
+        for row in board["rows"]:
+            prefix = f"{row['model']}/{row['prompt']}"
+            metrics[f"{prefix}/failure_rate"] = row["failure_rate"]
+            for key in ("mean", "ci_low", "ci_high"):
+                if row[key] is not None:
+                    metrics[f"{prefix}/{board['metric']}_{key}"] = row[key]
+        tracking.finish_parent_run(
+            tracking.tracking_uri(run.config.get("mlflow_url", "")),
+            run.mlflow_run_id,
+            "completed",
+            metrics,
+            board,
+            render_html(run, board),
+        )
+    return board
+
+
+def _fill(value: float | None, low: float, high: float) -> tuple[str, str]:
+    """Background and text colours: pale to strong blue from the worst to the best group."""
+    if value is None:
+        return "#eeeeee", "#1d2430"
+    t = 0.5 if high == low else (value - low) / (high - low)
+    r, g, b = (int(a + (z - a) * t) for a, z in zip((234, 241, 253), (39, 94, 196), strict=True))
+    return f"rgb({r},{g},{b})", "#ffffff" if t > 0.6 else "#1d2430"
+
+
+def _heatmap(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    prompts = list(dict.fromkeys(r["prompt"] for r in rows))
+    means = [r["mean"] for r in rows if r["mean"] is not None]
+    low, high = (min(means), max(means)) if means else (0.0, 0.0)
+    left, top, w, h = 200, 28, 120, 36
+    by_key = {(r["model"], r["prompt"]): r for r in rows}
+    cells = []
+    for i, model in enumerate(models):
+        for j, prompt in enumerate(prompts):
+            row = by_key.get((model, prompt))
+            value = row["mean"] if row else None
+            fill, ink = _fill(value, low, high)
+            cells.append(
+                {
+                    "x": left + j * w,
+                    "y": top + i * h,
+                    "w": w - 2,
+                    "h": h - 2,
+                    "fill": fill,
+                    "ink": ink,
+                    "text": "—" if value is None else f"{value:.2f}",
+                    "title": f"{model} · {prompt}",
+                }
+            )
+    return {
+        "width": left + w * len(prompts) + 10,
+        "height": top + h * len(models) + 10,
+        "columns": [{"x": left + j * w + w / 2, "text": p} for j, p in enumerate(prompts)],
+        "rows": [
+            {"x": left - 8, "y": top + i * h + h / 2 + 4, "text": m} for i, m in enumerate(models)
+        ],
+        "cells": cells,
+    }
+
+
+def _bars(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    points = [v for r in rows for v in (r["mean"], r["ci_low"], r["ci_high"]) if v is not None]
+    low, high = min([0.0, *points]), max([0.0, *points]) or 1.0
+    left, width = 320, 420
+    scale = width / (high - low) if high > low else 1.0
+
+    def x(value: float) -> float:
+        return left + (value - low) * scale
+
+    bars = []
+    for i, row in enumerate(rows):
+        mean = row["mean"] if row["mean"] is not None else 0.0
+        start, end = sorted((x(0.0), x(mean)))
+        bars.append(
+            {
+                "y": 8 + i * 28,
+                "x": start,
+                "w": max(end - start, 1),
+                "label": f"{row['model']} · {row['prompt']}",
+                "title": f"{mean:.2f} [{row['ci_low']}, {row['ci_high']}]",
+                "whisker": (
+                    (x(row["ci_low"]), x(row["ci_high"])) if row["ci_low"] is not None else None
+                ),
+            }
+        )
+    return {
+        "width": left + width + 20,
+        "height": 16 + 28 * len(rows),
+        "label_x": left - 8,
+        "zero": x(0.0),
+        "bars": bars,
+    }
+
+
+def render_html(run: Run, board: dict[str, Any]) -> str:
+    header, body = table_cells(board)
+    agreement = {k: v for k, v in board["agreement"].items() if v is not None}
+    return _TEMPLATES.get_template("report.html.j2").render(
+        run=run,
+        board=board,
+        header=header,
+        body=body,
+        heat=_heatmap(board["rows"]),
+        bars=_bars(board["rows"]),
+        agreement=agreement,
+    )
+
+
+def publish_verdict(report: EvalReport) -> None:
+    """Store the eval report on the run and beside its MLflow parent run."""
+    data = report.model_dump(mode="json")
+    with session() as s:
+        run = s.get(Run, report.run)
+        run.eval_report = data
+    if run.mlflow_run_id:
+        uri = tracking.tracking_uri(run.config.get("mlflow_url", ""))
+        tracking.client(uri).log_dict(run.mlflow_run_id, data, "eval_report.json")
+
+
+def verdict_markdown(report: EvalReport) -> str:
+    s = report.summary
+    verdict = "ACCEPTABLE" if report.is_acceptable else "NOT ACCEPTABLE"
+    lines = [
+        f"# {verdict}: run `{report.run}` against baseline `{report.baseline}`",
+        "",
+        f"aggregate score {report.aggregate_score}, mean quality delta {s.mean_quality_delta} "
+        f"(95% CI {s.ci_low} … {s.ci_high}), tolerance {report.tolerance}",
+        "",
+        f"{s.improved} improved · {s.regressed} regressed · {s.broken} broken · "
+        f"{s.unchanged} unchanged · {s.unknown} unknown · {s.not_comparable} not comparable",
+        "",
+        "Worst pairs: " + ", ".join(f"`{name}`" for name in s.worst),
+    ]
+    return "\n".join(lines)

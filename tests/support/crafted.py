@@ -1,0 +1,76 @@
+"""Runs written straight into the real database, with the scores a test needs, so the
+verdict rules can be checked on exact numbers."""
+
+from datetime import timedelta
+from typing import Any
+
+from benchlib.db import session
+from benchlib.hashing import content_hash
+from benchlib.records import Candidate, Cell, CellStatus, Run, RunStatus, Score, utcnow
+
+
+def make_run(run_id: str, cells: list[dict[str, Any]], age_s: int = 0, experiment="crafted") -> str:
+    """cells: {scenario, prompt="v1", scores={name: [value per candidate]}, ...overrides}."""
+    with session() as s:
+        s.add(
+            Run(
+                id=run_id,
+                suite="tips",
+                experiment=experiment,
+                config={"suite": "prompts/tips", "seed": 7},
+                status=RunStatus.completed,
+                n_cells=len(cells),
+                created_at=utcnow() - timedelta(seconds=age_s),
+            )
+        )
+        s.flush()
+        for index, spec in enumerate(cells):
+            cell_id = f"{run_id}-{index:04d}"
+            s.add(
+                Cell(
+                    id=cell_id,
+                    run_id=run_id,
+                    index=index,
+                    model="openai:m",
+                    prompt_version=spec.get("prompt", "v1"),
+                    prompt_hash=spec.get("prompt_hash", "p"),
+                    scenario_id=spec["scenario"],
+                    scenario_hash=spec.get("scenario_hash", "s"),
+                    rubric_version="tip-v1",
+                    rubric_hash="r",
+                    params={"temperature": 0},
+                    identity="x",
+                    scenario_vars={},
+                    steps=["output"],
+                    status=spec.get("status", CellStatus.completed),
+                )
+            )
+            s.flush()
+            scores = spec.get("scores", {})
+            n = max((len(v) for v in scores.values()), default=1)
+            for i in range(n):
+                text = spec.get("text", "same")
+                candidate = Candidate(
+                    run_id=run_id,
+                    cell_id=cell_id,
+                    index=i,
+                    seed=i,
+                    messages=[],
+                    text=text,
+                    output_hash=content_hash(text),
+                    latency_s=spec.get("latency", 1.0),
+                )
+                s.add(candidate)
+                s.flush()
+                for name, values in scores.items():
+                    s.add(
+                        Score(
+                            run_id=run_id,
+                            cell_id=cell_id,
+                            candidate_id=candidate.id,
+                            name=name,
+                            value=values[i],
+                            version="t",
+                        )
+                    )
+    return run_id
