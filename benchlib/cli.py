@@ -160,8 +160,16 @@ def _print_where(run: Any) -> None:
 
 
 @app.command("runs")
-def list_runs(limit: int = typer.Option(20, help="How many runs, newest first.")) -> None:
+def list_runs(
+    limit: int = typer.Option(20, help="How many runs, newest first."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (for scripts and agents)."),
+) -> None:
     """List benchmark runs."""
+    if as_json:
+        fields = {"id", "suite", "experiment", "status", "n_cells", "created_at", "finished_at"}
+        rows = [r.model_dump(mode="json", include=fields) for r in runs.list_runs(limit)]
+        print(json.dumps(rows, indent=2))
+        return
     table = Table()
     for column in ("run", "suite", "experiment", "status", "cells", "created", "models"):
         table.add_column(column)
