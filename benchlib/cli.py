@@ -8,19 +8,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.prompt import Confirm, Prompt
 from rich.table import Table
+from typer.core import TyperGroup
 
-from benchlib import events, leaderboard, reports, runs, scoring, verdict
+from benchlib import events, judging, leaderboard, reports, runs, scoring, verdict
 from benchlib.config import BenchmarkConfig, load_config
 from benchlib.errors import BenchlibError
+from benchlib.judge_session import judge_in_terminal
+from benchlib.orchestration import resume_flow_run
+from benchlib.records import RunStatus
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False)
 # Piped output (CI logs) gets a wide console so tables are not cut to 80 columns.
-console = Console(width=None if sys.stdout.isatty() else 200)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+console = Console(width=None if sys.stdout.isatty() else 240)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 240)
 
 
 def _option_for(name: str, field: Any) -> inspect.Parameter:
@@ -141,7 +147,29 @@ def run(
         finally:
             unsubscribe()
     print_leaderboard(result["run_id"], result["leaderboard"])
-    _print_where(runs.get_run(result["run_id"]))
+    run = runs.get_run(result["run_id"])
+    _print_where(run)
+    if config.judge == "human":
+        _offer_judging(run)
+
+
+def _offer_judging(run: Any) -> None:
+    """No deployment to suspend here: judge inline when a person is at the terminal, else say
+    how to add judgements later."""
+    pending = judging.pending_items(run)
+    if not pending:
+        return
+    if sys.stdin.isatty() and sys.stdout.isatty():
+        if Confirm.ask(f"{len(pending)} outputs await human judgement. Judge them now?"):
+            judge = Prompt.ask("Your name or id")
+            judge_in_terminal(run, judge, console)
+            refresh(run.id)
+        return
+    console.print(
+        f"{len(pending)} outputs await human judgement (the leaderboard shows objective scores "
+        f"until then): `benchlib judge {run.id}` or `benchlib judge export {run.id} --out "
+        "judge.json` + `benchlib judge apply judge.json`; the leaderboard then refreshes."
+    )
 
 
 def _print_where(run: Any) -> None:
@@ -311,6 +339,89 @@ def print_verdict(result: verdict.EvalReport) -> None:
 
 def _num(value: float | None) -> str:
     return "—" if value is None else f"{value:+.3f}"
+
+
+class _JudgeGroup(TyperGroup):
+    """`benchlib judge RUN` is the terminal session; `judge export|apply|resume` the rest."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):  # type: ignore[override]
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["session", *args]
+        return super().resolve_command(ctx, args)
+
+
+judge_app = typer.Typer(
+    cls=_JudgeGroup,
+    help="Blind human judging: `benchlib judge RUN` in the terminal, or export/apply a file.",
+    no_args_is_help=True,
+)
+app.add_typer(judge_app, name="judge")
+
+
+def refresh(run_id: str) -> None:
+    """Re-score and re-publish a finished run after new judgements; a suspended run is left to
+    its flow, which scores once it is resumed."""
+    run = runs.get_run(run_id)
+    if run.status == RunStatus.completed:
+        scoring.score_run(run.id)
+        print_leaderboard(run.id, reports.publish_leaderboard(run.id))
+    elif run.status == RunStatus.awaiting_judge:
+        console.print(f"the flow is waiting for judges: `benchlib judge resume {run.id}`")
+
+
+@judge_app.command("session", hidden=True)
+def judge_session(
+    run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
+    judge: str = typer.Option(..., "--judge", prompt="Your name or id", help="Who is judging."),
+) -> None:
+    """Judge in the terminal, one blind item at a time (resumable)."""
+    run = runs.get_run(run_id)
+    judge_in_terminal(run, judge, console)
+    refresh(run.id)
+
+
+@judge_app.command("export")
+def judge_export(
+    run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
+    out: Path = typer.Option(..., "--out", help="Where to write the judge file (JSON)."),
+    judge: str = typer.Option("", help="Pre-fill the judge and leave out what they judged."),
+) -> None:
+    """Write the rubric and the blind items to a file a person (or a judge session) fills in."""
+    judge_file = judging.export_file(runs.get_run(run_id), judge)
+    write_file(out, judge_file.model_dump_json(indent=2))
+    console.print(f"{len(judge_file.items)} item(s) to judge: {out}")
+    console.print(f"fill in `judge` and the scores, then: benchlib judge apply {out}")
+
+
+@judge_app.command("apply")
+def judge_apply(
+    file: Path = typer.Argument(..., help="A filled judge file.", exists=True, dir_okay=False),
+    resume: bool = typer.Option(False, help="Then continue the suspended flow run (approve)."),
+) -> None:
+    """Validate the whole file, then record its judgements in one transaction (idempotent)."""
+    run_id, counts = judging.apply_file(file.read_text(), str(file))
+    console.print(
+        f"run {run_id}: {counts['added']} added, {counts['updated']} updated, "
+        f"{counts['unchanged']} unchanged"
+    )
+    if resume:
+        judge_resume(run_id)
+    else:
+        refresh(run_id)
+
+
+@judge_app.command("resume")
+def judge_resume(
+    run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
+    approve: bool = typer.Option(True, help="Continue with what is judged (else wait again)."),
+) -> None:
+    """Continue a benchmark flow run that waits for judges."""
+    run = runs.get_run(run_id)
+    if not run.flow_run_id:
+        raise BenchlibError(f"run {run.id} has no Prefect flow run to resume")
+    resume_flow_run(run.flow_run_id, {"approve": approve})
+    pending = len(judging.pending_items(run))
+    console.print(f"resumed flow run {run.flow_run_id} ({pending} item(s) left unjudged)")
 
 
 def main() -> None:

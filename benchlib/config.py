@@ -1,7 +1,7 @@
 """BenchmarkConfig: at once the CLI's options, a YAML file's content and the flow's parameters."""
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -62,6 +62,14 @@ class BenchmarkConfig(BaseModel):
     )
     mlflow_url: str = Field(
         "", description="MLflow tracking URI; empty = sqlite store under .benchlib/."
+    )
+    judge: Literal["human", "skip"] = Field(
+        "human",
+        description="human: wait for judgements (a deployment suspends; the CLI offers terminal "
+        "judging); skip: objective scores only.",
+    )
+    judge_timeout_s: int = Field(
+        7 * 24 * 3600, gt=0, description="How long a deployment run waits for judges."
     )
     baseline: str = Field(
         "",

@@ -10,6 +10,8 @@ import os
 from prefect import get_client
 from prefect.exceptions import ObjectNotFound
 
+from benchlib.errors import BenchlibError
+
 GPU_LIMIT = "gpu"
 GPU_SLOTS_ENV = "BENCHLIB_GPU_SLOTS"
 
@@ -29,3 +31,20 @@ def ensure_gpu_limit(slots: int | None = None) -> int:
             wanted = slots or gpu_slots()
             client.upsert_global_concurrency_limit_by_name(GPU_LIMIT, wanted)
             return wanted
+
+
+def resume_flow_run(flow_run_id: str, run_input: dict) -> None:
+    """Resume a flow run waiting for input; a rejection keeps it suspended and says why."""
+    from prefect.flow_runs import resume_flow_run as prefect_resume
+
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(flow_run_id).state
+    if state is None or not state.is_paused():
+        name = state.name if state else "unknown"
+        raise BenchlibError(f"flow run {flow_run_id} is not waiting for judges (state: {name})")
+    try:
+        prefect_resume(flow_run_id, run_input=run_input)
+    except RuntimeError as exc:
+        raise BenchlibError(
+            f"Prefect rejected the resume of flow run {flow_run_id}: {exc}; it stays suspended"
+        ) from None

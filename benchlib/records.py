@@ -15,6 +15,8 @@ def utcnow() -> datetime:
 class RunStatus(StrEnum):
     pending = "pending"
     running = "running"
+    awaiting_judge = "awaiting_judge"
+    scoring = "scoring"
     completed = "completed"
     failed = "failed"
 
@@ -30,6 +32,9 @@ class Run(SQLModel, table=True):
     suite: str
     experiment: str
     config: dict[str, Any] = Field(sa_column=Column(JSON))
+    rubric: dict[str, Any] = Field(
+        sa_column=Column(JSON), description="The rubric as planned: judging never needs the suite."
+    )
     status: RunStatus = RunStatus.pending
     error: str | None = None
     n_cells: int = 0

@@ -11,8 +11,8 @@ from benchlib import tracking
 from benchlib.db import session
 from benchlib.leaderboard import build_leaderboard, table_cells
 from benchlib.records import Judgement, Run, Score
+from benchlib.rubric import Rubric
 from benchlib.runs import get_run, run_candidates, run_cells
-from benchlib.suite import load_suite
 from benchlib.verdict import EvalReport
 
 _TEMPLATES = jinja2.Environment(
@@ -25,9 +25,13 @@ def compute_leaderboard(run: Run) -> dict[str, Any]:
     with session() as s:
         scores = list(s.exec(select(Score).where(Score.run_id == run.id)))
         judgements = list(s.exec(select(Judgement).where(Judgement.run_id == run.id)))
-    rubric = load_suite(run.config["suite"]).rubric
     return build_leaderboard(
-        rubric, run_cells(run.id), run_candidates(run.id), scores, judgements, run.config["seed"]
+        Rubric.model_validate(run.rubric),
+        run_cells(run.id),
+        run_candidates(run.id),
+        scores,
+        judgements,
+        run.config["seed"],
     )
 
 

@@ -57,7 +57,11 @@ def plan_run(config: BenchmarkConfig, flow_run_id: str | None = None) -> RunPlan
     experiment = experiment_name(config, suite.name)
     experiment_id = tracking.ensure_experiment(uri, experiment)
     parent_id = tracking.start_parent_run(
-        uri, experiment_id, run_id, {**config.model_dump(), "n_cells": len(cells)}
+        uri,
+        experiment_id,
+        run_id,
+        {**config.model_dump(), "n_cells": len(cells)},
+        rubric=suite.rubric.model_dump(mode="json"),
     )
     with session() as s:
         s.add(
@@ -66,6 +70,7 @@ def plan_run(config: BenchmarkConfig, flow_run_id: str | None = None) -> RunPlan
                 suite=suite.name,
                 experiment=experiment,
                 config=config.model_dump(mode="json"),
+                rubric=suite.rubric.model_dump(mode="json"),
                 n_cells=len(cells),
                 flow_run_id=flow_run_id,
                 mlflow_run_id=parent_id,

@@ -9,7 +9,7 @@ import time
 from functools import cache
 from typing import Any
 
-from mlflow.entities import Metric, Param
+from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
@@ -39,7 +39,9 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def start_parent_run(uri: str, experiment_id: str, run_id: str, params: dict[str, Any]) -> str:
+def start_parent_run(
+    uri: str, experiment_id: str, run_id: str, params: dict[str, Any], rubric: dict[str, Any]
+) -> str:
     mlflow = client(uri)
     run = mlflow.create_run(
         experiment_id,
@@ -49,7 +51,9 @@ def start_parent_run(uri: str, experiment_id: str, run_id: str, params: dict[str
     mlflow.log_batch(
         run.info.run_id,
         params=[Param(key, str(value)[:6000]) for key, value in params.items()],
+        tags=[RunTag("rubric_version", rubric["version"])],
     )
+    mlflow.log_dict(run.info.run_id, rubric, "rubric.json")
     return run.info.run_id
 
 

@@ -4,13 +4,17 @@ The parameters are BenchmarkConfig's keys with its defaults (written out so Pref
 `prefect deploy` can read them from the source; tests/test_config.py keeps them in sync).
 """
 
+from typing import Literal
+
 from prefect import flow, unmapped
+from prefect.runtime import deployment
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from benchlib.config import build_config
 from benchlib.orchestration import gpu_slots
 from benchlib.records import RunStatus
 from flows.compare import compare
+from flows.judge import await_judgements
 from flows.scoring import scoring
 from tasks.benchmark import mark_run, plan, release_models, run_cell
 
@@ -39,6 +43,8 @@ def benchmark(
     openai_api_key_env: str = "OPENAI_API_KEY",
     local_models: dict[str, str] = {},  # noqa: B006
     mlflow_url: str = "",
+    judge: Literal["human", "skip"] = "human",
+    judge_timeout_s: int = 604800,
     baseline: str = "",
     tolerance: float = 0.0,
     allow_prompt_change: bool = False,
@@ -63,6 +69,9 @@ def benchmark(
         openai_api_key_env: Environment variable holding the OpenAI-compatible API key.
         local_models: Extra `local:` aliases: alias -> GGUF file path.
         mlflow_url: MLflow tracking URI; empty = sqlite store under .benchlib/.
+        judge: human: wait for judgements (a deployment suspends; the CLI offers terminal
+            judging); skip: objective scores only.
+        judge_timeout_s: How long a deployment run waits for judges.
         baseline: Compare with this run id or `latest` (previous completed run); empty = no.
         tolerance: Accept a mean quality drop down to this (eval report).
         allow_prompt_change: Pair cells whose prompt text changed: the prompt is the change tested.
@@ -74,7 +83,9 @@ def benchmark(
     try:
         run_cell.map(unmapped(run.context), run.cells).result()
         release_models()
-        # Judge step (human judgements via suspend/resume) slots in here.
+        if config.judge == "human" and deployment.get_id():
+            await_judgements(run_id, config.judge_timeout_s)
+        mark_run(run_id, RunStatus.scoring)
         scoring(run_id)
         board = compare(run_id, config.baseline, config.tolerance, config.allow_prompt_change)
     except Exception as exc:

@@ -6,7 +6,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 from prefect.runtime import flow_run
 
-from benchlib import collect, leaderboard, reports, runs, scoring, verdict
+from benchlib import collect, judging, leaderboard, reports, runs, scoring, verdict
 from benchlib.config import BenchmarkConfig
 from benchlib.errors import BenchlibError
 from benchlib.grid import CellPlan
@@ -34,6 +34,17 @@ def mark_run(run_id: str, status: RunStatus, error: str | None = None) -> None:
 def run_cell(context: RunContext, cell: CellPlan) -> collect.CellOutcome:
     with concurrency(GPU_LIMIT, occupy=1, strict=True):
         return collect.run_cell(context, cell)
+
+
+@task(persist_result=True)
+def apply_inline_scores(run_id: str, judge: str, scores: dict[str, dict[str, float]]) -> str | None:
+    """Scores typed into the Prefect form; returns the problem instead of failing the run."""
+    scored = [judging.Scored(item_id=item, scores=values) for item, values in scores.items()]
+    try:
+        judging.apply_judgements(run_id, judge, scored, source="Prefect form")
+    except BenchlibError as exc:
+        return str(exc)
+    return None
 
 
 @task

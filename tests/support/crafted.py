@@ -7,6 +7,8 @@ from typing import Any
 from benchlib.db import session
 from benchlib.hashing import content_hash
 from benchlib.records import Candidate, Cell, CellStatus, Run, RunStatus, Score, utcnow
+from benchlib.suite import load_suite
+from tests.conftest import TIPS
 
 
 def make_run(run_id: str, cells: list[dict[str, Any]], age_s: int = 0, experiment="crafted") -> str:
@@ -18,6 +20,7 @@ def make_run(run_id: str, cells: list[dict[str, Any]], age_s: int = 0, experimen
                 suite="tips",
                 experiment=experiment,
                 config={"suite": "prompts/tips", "seed": 7},
+                rubric=load_suite(TIPS).rubric.model_dump(mode="json"),
                 status=RunStatus.completed,
                 n_cells=len(cells),
                 created_at=utcnow() - timedelta(seconds=age_s),

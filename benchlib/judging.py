@@ -1,0 +1,265 @@
+"""Blind human judging: the items a judge sees, the judge file, and applying judgements.
+
+An item is one output to judge (the final step of its chain) with its scenario context and an
+opaque id; nothing in it names the model or the prompt, and the order is shuffled with the run's
+seed. Every way of judging (file, terminal, Prefect UI, API) ends in `apply_judgements`.
+"""
+
+import json
+import random
+from collections import defaultdict
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError
+from sqlmodel import select
+
+from benchlib.db import session
+from benchlib.errors import BenchlibError, describe_validation_error
+from benchlib.hashing import content_hash
+from benchlib.records import Judgement, Run
+from benchlib.rubric import Rubric
+from benchlib.runs import get_run, run_candidates, run_cells
+
+FORMAT = "benchlib-judge-v1"
+INSTRUCTIONS = (
+    "Score every criterion of an item with one of its levels (read the level descriptions and "
+    "their calibrated examples first), or leave all of an item's scores null to skip it. Set "
+    "`judge` to your name or id. Then: benchlib judge apply FILE"
+)
+
+
+class JudgeItem(BaseModel):
+    item_id: str
+    context: dict[str, Any] = Field(description="The scenario the output answers.")
+    output: str
+    scores: dict[str, float | None] = Field(description="Criterion -> level; null = not judged.")
+    comment: str = ""
+
+
+class JudgeFile(BaseModel):
+    format: Literal["benchlib-judge-v1"]
+    run_id: str
+    rubric_version: str
+    rubric_hash: str
+    rubric: dict[str, Any] = Field(description="Criteria with their levels and examples.")
+    instructions: str = INSTRUCTIONS
+    judge: str = Field("", description="Who judged: fill in before applying.")
+    items: list[JudgeItem]
+
+
+class Item(BaseModel):
+    """An item with what only benchlib may know (never exported)."""
+
+    item_id: str
+    candidate_id: int
+    cell_id: str
+    context: dict[str, Any]
+    output: str
+
+
+def _criteria(rubric: Rubric) -> list[str]:
+    return [c.name for c in rubric.criteria]
+
+
+def judge_items(run: Run) -> list[Item]:
+    """Every output to judge, blind and shuffled with the run's seed."""
+    cells = {cell.id: cell for cell in run_cells(run.id)}
+    items = [
+        Item(
+            item_id="i" + content_hash([run.id, candidate.id])[:10],
+            candidate_id=candidate.id,
+            cell_id=candidate.cell_id,
+            context=cells[candidate.cell_id].scenario_vars,
+            output=candidate.text,
+        )
+        for candidate in run_candidates(run.id)
+        if candidate.error is None
+        and candidate.step_index == len(cells[candidate.cell_id].steps) - 1
+    ]
+    items.sort(key=lambda item: item.item_id)
+    random.Random(run.config.get("seed", 0)).shuffle(items)
+    return items
+
+
+def judgements_of(run_id: str) -> list[Judgement]:
+    with session() as s:
+        return list(s.exec(select(Judgement).where(Judgement.run_id == run_id)))
+
+
+def pending_items(run: Run, judge: str | None = None) -> list[Item]:
+    """Items nobody has judged yet (or, given a judge, that this judge has not judged)."""
+    done = {j.candidate_id for j in judgements_of(run.id) if judge is None or j.judge == judge}
+    return [item for item in judge_items(run) if item.candidate_id not in done]
+
+
+def rubric_of(run: Run) -> Rubric:
+    return Rubric.model_validate(run.rubric)
+
+
+def export_file(run: Run, judge: str = "") -> JudgeFile:
+    rubric = rubric_of(run)
+    items = pending_items(run, judge) if judge else judge_items(run)
+    return JudgeFile(
+        format=FORMAT,
+        run_id=run.id,
+        rubric_version=rubric.version,
+        rubric_hash=rubric.hash,
+        rubric=rubric.model_dump(include={"version", "description", "criteria"}),
+        judge=judge,
+        items=[
+            JudgeItem(
+                item_id=item.item_id,
+                context=item.context,
+                output=item.output,
+                scores=dict.fromkeys(_criteria(rubric)),
+            )
+            for item in items
+        ],
+    )
+
+
+def parse_file(text: str, source: str) -> JudgeFile:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BenchlibError(f"{source}: malformed JSON: {exc}") from None
+    try:
+        return JudgeFile.model_validate(data)
+    except ValidationError as exc:
+        raise BenchlibError(describe_validation_error(exc, source)) from None
+
+
+class Scored(BaseModel):
+    item_id: str
+    scores: dict[str, float]
+    comment: str = ""
+
+
+def validate(run: Run, judge: str, scored: list[Scored], source: str) -> list[tuple[Item, Scored]]:
+    """Every problem at once (nothing is applied when there is one)."""
+    rubric = rubric_of(run)
+    levels = {c.name: c.scores for c in rubric.criteria}
+    items = {item.item_id: item for item in judge_items(run)}
+    problems, seen, accepted = [], set(), []
+    if not judge.strip():
+        problems.append("judge: empty; say who judged (a name or an id)")
+    for entry in scored:
+        where = f"item {entry.item_id}"
+        if entry.item_id in seen:
+            problems.append(f"{where}: appears more than once")
+            continue
+        seen.add(entry.item_id)
+        if entry.item_id not in items:
+            problems.append(f"{where}: unknown item for run {run.id}")
+            continue
+        unknown = sorted(set(entry.scores) - set(levels))
+        if unknown:
+            problems.append(f"{where}: unknown criteria {unknown} (rubric: {sorted(levels)})")
+        missing = sorted(set(levels) - set(entry.scores))
+        if missing:
+            problems.append(f"{where}: missing scores for {missing}")
+        for name, value in entry.scores.items():
+            if name in levels and value not in levels[name]:
+                problems.append(
+                    f"{where}: {name} = {value:g} is out of range "
+                    f"{min(levels[name])}–{max(levels[name])}"
+                )
+        accepted.append((items[entry.item_id], entry))
+    if problems:
+        raise BenchlibError(
+            f"{source}: {len(problems)} problem(s), nothing applied:\n"
+            + "\n".join(f"  - {p}" for p in problems)
+        )
+    return accepted
+
+
+def apply_judgements(run_id: str, judge: str, scored: list[Scored], source: str) -> dict[str, int]:
+    """Validate everything, then write in one transaction; applying twice changes nothing."""
+    run = get_run(run_id)
+    rubric = rubric_of(run)
+    accepted = validate(run, judge, scored, source)
+    counts = defaultdict(int)
+    with session() as s:
+        existing = {
+            j.candidate_id: j
+            for j in s.exec(
+                select(Judgement).where(Judgement.run_id == run.id, Judgement.judge == judge)
+            )
+        }
+        for item, entry in accepted:
+            previous = existing.get(item.candidate_id)
+            if previous is None:
+                s.add(
+                    Judgement(
+                        run_id=run.id,
+                        candidate_id=item.candidate_id,
+                        judge=judge,
+                        rubric_version=rubric.version,
+                        rubric_hash=rubric.hash,
+                        scores=entry.scores,
+                        comment=entry.comment,
+                    )
+                )
+                counts["added"] += 1
+            elif previous.scores != entry.scores or previous.comment != entry.comment:
+                previous.scores, previous.comment = entry.scores, entry.comment
+                s.add(previous)
+                counts["updated"] += 1
+            else:
+                counts["unchanged"] += 1
+    return {key: counts[key] for key in ("added", "updated", "unchanged")}
+
+
+def apply_file(text: str, source: str) -> tuple[str, dict[str, int]]:
+    """Apply a filled judge file; returns its run id and what changed."""
+    judge_file = parse_file(text, source)
+    run = get_run(judge_file.run_id)
+    if run.id != judge_file.run_id:
+        raise BenchlibError(f"{source}: run_id {judge_file.run_id!r} is not a run id")
+    rubric = rubric_of(run)
+    if (judge_file.rubric_version, judge_file.rubric_hash) != (rubric.version, rubric.hash):
+        raise BenchlibError(
+            f"{source}: rubric {judge_file.rubric_version}@{judge_file.rubric_hash} is not the "
+            f"run's rubric {rubric.version}@{rubric.hash}: export a new file"
+        )
+    scored = [
+        Scored(
+            item_id=item.item_id,
+            scores={k: v for k, v in item.scores.items() if v is not None},
+            comment=item.comment,
+        )
+        for item in judge_file.items
+        if any(v is not None for v in item.scores.values())
+    ]
+    return run.id, apply_judgements(run.id, judge_file.judge, scored, source)
+
+
+def form_description(run: Run, pending: list[Item], problem: str = "") -> str:
+    """What the Prefect UI's resume form shows: what is pending, the rubric, how to judge."""
+    rubric = rubric_of(run)
+    total = len(judge_items(run))
+    lines = []
+    if problem:
+        lines += [f"**The last input was not applied:** {problem}", ""]
+    lines += [
+        f"## Judging run `{run.id}`: {len(pending)} of {total} outputs still unjudged",
+        "",
+        "Judge in any of these ways (all record the same blind judgements):",
+        f"- in a terminal: `benchlib judge {run.id} --judge YOUR_NAME`",
+        f"- with a file: `benchlib judge export {run.id} --out judge.json`, fill it, then "
+        "`benchlib judge apply judge.json`",
+        "- here, for a few items: your name in **judge**, then **scores** as "
+        '`{"<item id>": {"<criterion>": level}}` and submit.',
+        "",
+        "Tick **approve** when judging is done (the run continues with what is recorded); "
+        "submit without it to record scores and wait for more.",
+        "",
+        f"### Rubric {rubric.version}",
+    ]
+    for criterion in rubric.criteria:
+        lines.append(f"- **{criterion.name}**: {criterion.question}")
+        lines += [f"  - {lvl.score}: {lvl.description}" for lvl in criterion.levels]
+    if pending:
+        first = pending[0]
+        lines += ["", f"Next item `{first.item_id}`: {json.dumps(first.context)}", "", first.output]
+    return "\n".join(lines)

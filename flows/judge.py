@@ -1,0 +1,54 @@
+"""The judge step: suspend the benchmark (no worker, no GPU held) until people have judged.
+
+Each round suspends under a fixed key, so when the resumed flow replays from the top, earlier
+rounds return their recorded input instead of suspending again.
+"""
+
+import itertools
+
+from prefect import get_run_logger
+from prefect.flow_runs import suspend_flow_run
+from prefect.input import RunInput
+from pydantic import Field
+
+from benchlib import judging
+from benchlib.records import RunStatus
+from benchlib.runs import get_run
+from tasks.benchmark import apply_inline_scores, mark_run
+
+
+class JudgeDecision(RunInput):
+    approve: bool = Field(
+        False, description="Judging is done: continue with the judgements recorded so far."
+    )
+    judge: str = Field("", description="Your name or id (needed for scores given below).")
+    scores: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description='Inline scores for small runs: {"<item id>": {"<criterion>": level}}.',
+    )
+
+
+def await_judgements(run_id: str, timeout_s: int) -> None:
+    logger = get_run_logger()
+    last_problem = ""
+    for round_ in itertools.count():
+        run = get_run(run_id)
+        pending = judging.pending_items(run)
+        if not pending:
+            logger.info("every item is judged")
+            return
+        mark_run(run_id, RunStatus.awaiting_judge)
+        description = judging.form_description(run, pending, last_problem)
+        decision = suspend_flow_run(
+            wait_for_input=JudgeDecision.with_initial_data(description=description),
+            key=f"judge-{round_}",
+            timeout=timeout_s,
+        )
+        last_problem = ""
+        if decision.scores:
+            last_problem = apply_inline_scores(run_id, decision.judge, decision.scores) or ""
+            if last_problem:
+                logger.warning(f"inline scores rejected: {last_problem}")
+        if decision.approve and not last_problem:
+            logger.info(f"judging approved with {len(pending)} item(s) unjudged")
+            return
