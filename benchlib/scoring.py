@@ -122,11 +122,14 @@ def score_run(run_id: str) -> int:
 
     uri = tracking.tracking_uri(run.config.get("mlflow_url", ""))
     step_of = {c.id: c.step for rows in per_cell.values() for c in rows}
+    judged = {j.candidate_id for j in judgements}
     for cell in cells:
         if cell.mlflow_run_id and scores_by_cell[cell.id]:
-            tracking.log_metrics(
-                uri, cell.mlflow_run_id, _cell_metrics(cell, scores_by_cell[cell.id], step_of)
-            )
+            metrics = _cell_metrics(cell, scores_by_cell[cell.id], step_of)
+            final = [c for c in per_cell[cell.id] if c.step == cell.steps[-1] and not c.error]
+            pending = any(c.id not in judged for c in final)
+            tag = {"judge_pending": "true" if pending else "false"}
+            tracking.log_metrics(uri, cell.mlflow_run_id, metrics, tags=tag)
     return sum(len(rows) for rows in scores_by_cell.values())
 
 

@@ -84,11 +84,14 @@ def log_cell_run(
     return run.info.run_id
 
 
-def log_metrics(uri: str, mlflow_run_id: str, metrics: dict[str, float]) -> None:
+def log_metrics(
+    uri: str, mlflow_run_id: str, metrics: dict[str, float], tags: dict[str, str] | None = None
+) -> None:
     now = _now_ms()
     client(uri).log_batch(
         mlflow_run_id,
         metrics=[Metric(key, float(value), now, 0) for key, value in metrics.items()],
+        tags=[RunTag(key, value) for key, value in (tags or {}).items()],
     )
 
 
