@@ -405,7 +405,7 @@ def judge_apply(
         f"{counts['unchanged']} unchanged"
     )
     if resume:
-        judge_resume(run_id)
+        judge_resume(run_id, approve=True)
     else:
         refresh(run_id)
 

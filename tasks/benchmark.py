@@ -6,12 +6,20 @@ from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 from prefect.runtime import flow_run
 
-from benchlib import collect, judging, leaderboard, reports, runs, scoring, verdict
+from benchlib import (
+    collect,
+    judging,
+    leaderboard,
+    providers,
+    reports,
+    runs,
+    scoring,
+    verdict,
+)
 from benchlib.config import BenchmarkConfig
 from benchlib.errors import BenchlibError
 from benchlib.grid import CellPlan
 from benchlib.orchestration import GPU_LIMIT
-from benchlib.providers import servers
 from benchlib.records import RunStatus
 from benchlib.runs import RunContext, RunPlan
 
@@ -49,7 +57,9 @@ def apply_inline_scores(run_id: str, judge: str, scores: dict[str, dict[str, flo
 
 @task
 def release_models() -> None:
-    servers.stop_all()
+    # Through the module: a flow run started by a worker pickles this function by value,
+    # and the server pool itself (it holds a lock) cannot be pickled.
+    providers.servers.stop_all()
 
 
 @task(persist_result=True)

@@ -1,0 +1,135 @@
+"""The judge step for real: the deployment served from a subprocess on a real Prefect server,
+suspended until judgements are in, resumed through Prefect's API and our CLI."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from prefect import get_client
+from prefect.deployments import run_deployment
+from sqlmodel import select
+
+from benchlib import judging, runs
+from benchlib.db import session
+from benchlib.errors import BenchlibError
+from benchlib.orchestration import resume_flow_run
+from benchlib.records import LLMCall, RunStatus, Score
+from tests.conftest import ROOT
+
+DEPLOYMENT = "benchmark/judge-test"
+
+
+@pytest.fixture(scope="module")
+def served(prefect_api: str, tmp_path_factory: pytest.TempPathFactory):
+    log = (tmp_path_factory.mktemp("serve") / "serve.log").open("w")
+    env = dict(os.environ, PREFECT_API_URL=prefect_api, PREFECT_RUNNER_POLL_FREQUENCY="1")
+    code = "from flows.benchmark import benchmark; benchmark.serve(name='judge-test')"
+    process = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, stdout=log, stderr=log
+    )
+    deadline = time.monotonic() + 120
+    with get_client(sync_client=True) as client:
+        while True:
+            try:
+                client.read_deployment_by_name(DEPLOYMENT)
+                break
+            except Exception:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError(f"not served: {Path(log.name).read_text()}") from None
+                time.sleep(0.5)
+    yield prefect_api
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def wait_for(flow_run_id, check, timeout_s: float = 240):
+    deadline = time.monotonic() + timeout_s
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            state = client.read_flow_run(flow_run_id).state
+            if check(state):
+                return state
+            if state.is_final():
+                raise AssertionError(f"flow run ended as {state.name}: {state.message}")
+            time.sleep(0.5)
+    raise AssertionError(f"timed out; last state {state.name}")
+
+
+def run_of(flow_run_id) -> str:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for run in runs.list_runs(limit=50):
+            if run.flow_run_id == str(flow_run_id):
+                return run.id
+        time.sleep(0.5)
+    raise AssertionError("no benchlib run for the flow run")
+
+
+def cli(*args: str, api: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PREFECT_API_URL=api)
+    command = [sys.executable, "-m", "benchlib.cli", *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+
+
+def test_deployment_suspends_for_judges_and_resumes(served: str, small_config: dict, tmp_path):
+    parameters = small_config | {"prompts": ["v2-mentor"], "judge": "human"}
+    flow_run = run_deployment(DEPLOYMENT, parameters=parameters, timeout=0)
+    wait_for(flow_run.id, lambda s: s.is_paused())
+    run = runs.get_run(run_of(flow_run.id))
+    assert run.status == RunStatus.awaiting_judge
+    items = judging.pending_items(run)
+    assert len(items) == 2 * 2  # 2 scenarios × 2 candidates, blind
+    with get_client(sync_client=True) as client:
+        inputs = client.read_flow_run(flow_run.id)
+    assert inputs.state.is_paused()
+
+    # Invalid input: rejected by the server, the run stays suspended.
+    reply = httpx.post(
+        f"{served}/flow_runs/{flow_run.id}/resume", json={"run_input": {"approve": "maybe"}}
+    ).json()
+    assert reply["status"] == "REJECT"
+    with pytest.raises(BenchlibError, match="rejected the resume"):
+        resume_flow_run(str(flow_run.id), {"approve": "maybe"})
+    assert wait_for(flow_run.id, lambda s: s.is_paused())
+
+    # Inline scores for one item, without approving: recorded, then suspended again.
+    first = items[0].item_id
+    scores = {first: {"relevance": 4, "actionability": 4, "tone": 5}}
+    resume_flow_run(str(flow_run.id), {"judge": "ann", "scores": scores, "approve": False})
+    wait_for(flow_run.id, lambda s: s.is_running())
+    wait_for(flow_run.id, lambda s: s.is_paused())
+    assert len(judging.pending_items(run)) == 3
+
+    # The rest through a judge file; apply --resume continues the run.
+    exported = tmp_path / "judge.json"
+    assert cli("judge", "export", run.id, "--out", str(exported), api=served).returncode == 0
+    judge_file = judging.parse_file(exported.read_text(), "judge.json")
+    judge_file.judge = "bob"
+    for item in judge_file.items:
+        item.scores = {"relevance": 3, "actionability": 2, "tone": 4}
+    exported.write_text(judge_file.model_dump_json())
+    applied = cli("judge", "apply", str(exported), "--resume", api=served)
+    assert applied.returncode == 0, applied.stderr
+    assert "4 added" in applied.stdout and "resumed flow run" in applied.stdout
+    wait_for(flow_run.id, lambda s: s.is_completed())
+
+    run = runs.get_run(run.id)
+    assert run.status == RunStatus.completed
+    assert run.leaderboard["metric"] == "composite"
+    assert run.leaderboard["rows"][0]["judge_coverage"] == 1.0
+    with session() as s:
+        calls = s.exec(select(LLMCall).where(LLMCall.run_id == run.id)).all()
+        composites = s.exec(
+            select(Score).where(Score.run_id == run.id, Score.name == "composite")
+        ).all()
+    assert len(calls) == 4  # resumed twice, no cell generated again
+    assert len(composites) == 4
+    assert cli("judge", "resume", run.id, api=served).returncode == 2  # nothing waits now
