@@ -16,7 +16,7 @@ from rich.prompt import Confirm, Prompt
 from rich.table import Table
 from typer.core import TyperGroup
 
-from benchlib import events, judging, leaderboard, reports, runs, scoring, verdict
+from benchlib import events, judging, leaderboard, reports, runs, scoring, stack, verdict
 from benchlib.config import BenchmarkConfig, load_config
 from benchlib.errors import BenchlibError
 from benchlib.judge_session import judge_in_terminal
@@ -422,6 +422,42 @@ def judge_resume(
     resume_flow_run(run.flow_run_id, {"approve": approve})
     pending = len(judging.pending_items(run))
     console.print(f"resumed flow run {run.flow_run_id} ({pending} item(s) left unjudged)")
+
+
+stack_app = typer.Typer(help="The local stack: Prefect server + worker + deployment, MLflow.")
+app.add_typer(stack_app, name="stack")
+
+
+@stack_app.command("up")
+def stack_up(
+    prefect_port: int = typer.Option(4200, envvar="BENCHLIB_PREFECT_PORT"),
+    mlflow_port: int = typer.Option(5000, envvar="BENCHLIB_MLFLOW_PORT"),
+) -> None:
+    """Start the stack on 127.0.0.1 and register the `benchmark/default` deployment."""
+    config = stack.StackConfig(prefect_port=prefect_port, mlflow_port=mlflow_port)
+    with console.status("starting Prefect server, MLflow server, worker; deploying"):
+        found = stack.up(config)
+    for name, url in found.items():
+        console.print(f"{name}: {url}")
+    console.print(
+        f"run: PREFECT_API_URL={found['PREFECT_API_URL']} prefect deployment run "
+        "benchmark/default --param n_scenarios=2"
+    )
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop the stack (worker first)."""
+    stopped = stack.down()
+    console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """Which stack processes run (pid) and where their logs are."""
+    for name, pid in stack.status().items():
+        console.print(f"{name}: {'running, pid ' + str(pid) if pid else 'stopped'}")
+    console.print(f"logs: {stack.stack_dir()}")
 
 
 def main() -> None:

@@ -249,7 +249,7 @@ def form_description(run: Run, pending: list[Item], problem: str = "") -> str:
         f"- with a file: `benchlib judge export {run.id} --out judge.json`, fill it, then "
         "`benchlib judge apply judge.json`",
         "- here, for a few items: your name in **judge**, then **scores** as "
-        '`{"<item id>": {"<criterion>": level}}` and submit.',
+        '`{"ITEM_ID": {"CRITERION": LEVEL}}` and submit.',
         "",
         "Tick **approve** when judging is done (the run continues with what is recorded); "
         "submit without it to record scores and wait for more.",
@@ -259,7 +259,7 @@ def form_description(run: Run, pending: list[Item], problem: str = "") -> str:
     for criterion in rubric.criteria:
         lines.append(f"- **{criterion.name}**: {criterion.question}")
         lines += [f"  - {lvl.score}: {lvl.description}" for lvl in criterion.levels]
-    if pending:
-        first = pending[0]
-        lines += ["", f"Next item `{first.item_id}`: {json.dumps(first.context)}", "", first.output]
+    lines += ["", "### Unjudged items" + (" (first 10)" if len(pending) > 10 else "")]
+    for item in pending[:10]:
+        lines += ["", f"**`{item.item_id}`** {json.dumps(item.context)}", "", f"> {item.output}"]
     return "\n".join(lines)

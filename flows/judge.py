@@ -24,7 +24,7 @@ class JudgeDecision(RunInput):
     judge: str = Field("", description="Your name or id (needed for scores given below).")
     scores: dict[str, dict[str, float]] = Field(
         default_factory=dict,
-        description='Inline scores for small runs: {"<item id>": {"<criterion>": level}}.',
+        description='Inline scores for small runs: {"ITEM_ID": {"CRITERION": LEVEL}}.',
     )
 
 

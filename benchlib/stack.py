@@ -1,0 +1,174 @@
+"""The local stack on 127.0.0.1: Prefect server, MLflow server, the `gpu` limit, the work pool,
+the deployment and a worker. Logs and pids live under .benchlib/stack/.
+
+Started as ordinary processes (no Docker needed): this is what `prefect deployment run` and the
+Prefect UI talk to on a single box.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from pydantic import BaseModel
+
+from benchlib.errors import BenchlibError
+from benchlib.settings import home
+
+PROJECT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+class StackConfig(BaseModel):
+    prefect_port: int = int(os.environ.get("BENCHLIB_PREFECT_PORT", "4200"))
+    mlflow_port: int = int(os.environ.get("BENCHLIB_MLFLOW_PORT", "5000"))
+
+    @property
+    def prefect_url(self) -> str:
+        return f"http://127.0.0.1:{self.prefect_port}"
+
+    @property
+    def mlflow_url(self) -> str:
+        return f"http://127.0.0.1:{self.mlflow_port}"
+
+
+def stack_dir() -> Path:
+    path = home() / "stack"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _env(stack: StackConfig) -> dict[str, str]:
+    return dict(
+        os.environ,
+        PREFECT_API_URL=f"{stack.prefect_url}/api",
+        PREFECT_HOME=str(stack_dir() / "prefect-home"),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        BENCHLIB_HOME=str(home()),
+        MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
+        PWD=str(PROJECT),
+    )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def _pid(name: str) -> int | None:
+    path = stack_dir() / f"{name}.pid"
+    if not path.exists():
+        return None
+    pid = int(path.read_text())
+    return pid if _alive(pid) else None
+
+
+def _start(name: str, command: list[str], env: dict[str, str]) -> int:
+    if pid := _pid(name):
+        return pid
+    log = (stack_dir() / f"{name}.log").open("a")
+    process = subprocess.Popen(
+        command, cwd=PROJECT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    (stack_dir() / f"{name}.pid").write_text(str(process.pid))
+    return process.pid
+
+
+def _wait_http(name: str, url: str, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if _pid(name) is None:
+            break
+        time.sleep(0.3)
+    log = stack_dir() / f"{name}.log"
+    tail = log.read_text()[-2000:] if log.exists() else ""
+    raise BenchlibError(f"{name} did not come up at {url}; its log ({log}) ends:\n{tail}")
+
+
+def _run(command: list[str], env: dict[str, str], what: str) -> None:
+    result = subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise BenchlibError(f"{what} failed:\n{result.stdout[-1500:]}{result.stderr[-1500:]}")
+
+
+def up(stack: StackConfig) -> dict[str, str]:
+    env = _env(stack)
+    port, mlflow_port = str(stack.prefect_port), str(stack.mlflow_port)
+    _start(
+        "prefect-server",
+        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", port],
+        env,
+    )
+    # Create the MLflow store once, before the server (concurrent first-time creation races).
+    store = f"sqlite:///{home() / 'mlflow.db'}"
+    _run([str(BIN / "mlflow"), "db", "upgrade", store], env, "mlflow db upgrade")
+    _start(
+        "mlflow-server",
+        [
+            *(str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", mlflow_port),
+            *("--workers", "1", "--backend-store-uri", store),
+            *("--artifacts-destination", str(home() / "mlartifacts")),
+        ],
+        env,
+    )
+    _wait_http("prefect-server", f"{stack.prefect_url}/api/health")
+    _run([sys.executable, "-m", "deployments.setup"], env, "gpu limit and work pool set-up")
+    mlflow_param = f"mlflow_url={stack.mlflow_url}"
+    _run(
+        [str(BIN / "prefect"), "--no-prompt", "deploy", "--all", "--param", mlflow_param],
+        env,
+        "prefect deploy",
+    )
+    _start(
+        "prefect-worker",
+        [str(BIN / "prefect"), "worker", "start", "--pool", "benchlib", "--type", "process"],
+        env,
+    )
+    _wait_http("mlflow-server", f"{stack.mlflow_url}/health")
+    return urls(stack)
+
+
+def urls(stack: StackConfig) -> dict[str, str]:
+    return {
+        "Prefect UI": stack.prefect_url,
+        "PREFECT_API_URL": f"{stack.prefect_url}/api",
+        "MLflow UI": stack.mlflow_url,
+        "logs": str(stack_dir()),
+    }
+
+
+def status() -> dict[str, int | None]:
+    return {name: _pid(name) for name in ("prefect-server", "mlflow-server", "prefect-worker")}
+
+
+def down() -> list[str]:
+    """Stop in reverse order; the worker gets SIGINT (it ignores SIGTERM for a while)."""
+    stopped = []
+    for name, sig in (
+        ("prefect-worker", signal.SIGINT),
+        ("mlflow-server", signal.SIGTERM),
+        ("prefect-server", signal.SIGTERM),
+    ):
+        pid = _pid(name)
+        if pid is None:
+            continue
+        os.killpg(pid, sig)
+        deadline = time.monotonic() + 20
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if _alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+        (stack_dir() / f"{name}.pid").unlink(missing_ok=True)
+        stopped.append(name)
+    return stopped
