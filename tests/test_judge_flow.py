@@ -104,9 +104,8 @@ def test_deployment_suspends_for_judges_and_resumes(served: str, small_config: d
     first = items[0].item_id
     scores = {first: {"relevance": 4, "actionability": 4, "tone": 5}}
     resume_flow_run(str(flow_run.id), {"judge": "ann", "scores": scores, "approve": False})
-    wait_for(flow_run.id, lambda s: s.is_running())
-    wait_for(flow_run.id, lambda s: s.is_paused())
-    assert len(judging.pending_items(run)) == 3
+    wait_for(flow_run.id, lambda s: s.is_paused() and len(judging.pending_items(run)) == 3)
+    assert runs.get_run(run.id).status == RunStatus.awaiting_judge  # suspended again
 
     # The rest through a judge file; apply --resume continues the run.
     exported = tmp_path / "judge.json"
