@@ -16,7 +16,7 @@ from rich.prompt import Confirm, Prompt
 from rich.table import Table
 from typer.core import TyperGroup
 
-from benchlib import events, judging, leaderboard, reports, runs, scoring, stack, verdict
+from benchlib import cache, events, judging, leaderboard, reports, runs, scoring, stack, verdict
 from benchlib.config import BenchmarkConfig, load_config
 from benchlib.errors import BenchlibError
 from benchlib.judge_session import judge_in_terminal
@@ -149,6 +149,9 @@ def run(
     print_leaderboard(result["run_id"], result["leaderboard"])
     run = runs.get_run(result["run_id"])
     _print_where(run)
+    cached = sum(c.cached for c in runs.run_candidates(run.id))
+    if cached:
+        console.print(f"{cached} output(s) came from the response cache (--refresh to regenerate)")
     if config.judge == "human":
         _offer_judging(run)
 
@@ -422,6 +425,26 @@ def judge_resume(
     resume_flow_run(run.flow_run_id, {"approve": approve})
     pending = len(judging.pending_items(run))
     console.print(f"resumed flow run {run.flow_run_id} ({pending} item(s) left unjudged)")
+
+
+cache_app = typer.Typer(help="The response cache (in the benchlib database).", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("stats")
+def cache_stats() -> None:
+    """Cached answers per model."""
+    rows = cache.stats()
+    for model, count in rows:
+        console.print(f"{model}: {count} cached answer(s)")
+    if not rows:
+        console.print("the cache is empty")
+
+
+@cache_app.command("clear")
+def cache_clear(model: str = typer.Option("", help="Only this model spec.")) -> None:
+    """Remove cached answers (all, or one model's)."""
+    console.print(f"removed {cache.clear(model or None)} cached answer(s)")
 
 
 stack_app = typer.Typer(help="The local stack: Prefect server + worker + deployment, MLflow.")

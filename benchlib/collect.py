@@ -11,7 +11,7 @@ import jinja2
 from pydantic import BaseModel
 from sqlmodel import delete
 
-from benchlib import events, tracking
+from benchlib import cache, events, tracking
 from benchlib.db import session
 from benchlib.errors import ProviderError
 from benchlib.grid import CellPlan
@@ -119,12 +119,19 @@ def _run_chain(
             max_tokens=cell.max_tokens,
             response_schema=plan.response_schema,
         )
-        attempts: list[CallRecord] = []
-        try:
-            result = provider.chat(request, budget, attempts)
-        finally:
-            calls.extend(_call_row(cell, index, plan.step.name, a) for a in attempts)
+        key = cache.cache_key(cell.model, cell.model_digest, request, index)
+        result = cache.lookup(key) if cell.cache == "use" else None
+        cached = result is not None
+        if result is None:
+            attempts: list[CallRecord] = []
+            try:
+                result = provider.chat(request, budget, attempts)
+            finally:
+                calls.extend(_call_row(cell, index, plan.step.name, a) for a in attempts)
+            if cell.cache != "off":
+                cache.store(key, cell.model, result)  # at once: a crash later loses no answer
         candidate = _candidate(cell, index, step_index, messages, result)
+        candidate.cached = cached
         candidates.append(candidate)
         context["steps"][plan.step.name] = candidate.parsed
 

@@ -63,6 +63,8 @@ class BenchmarkConfig(BaseModel):
     mlflow_url: str = Field(
         "", description="MLflow tracking URI; empty = sqlite store under .benchlib/."
     )
+    no_cache: bool = Field(False, description="Neither read nor write the response cache.")
+    refresh: bool = Field(False, description="Call the provider again and refresh the cache.")
     judge: Literal["human", "skip"] = Field(
         "human",
         description="human: wait for judgements (a deployment suspends; the CLI offers terminal "
@@ -97,6 +99,10 @@ class BenchmarkConfig(BaseModel):
         if len(set(value)) != len(value):
             raise ValueError(f"duplicate prompt versions in {value}")
         return value
+
+    @property
+    def cache_mode(self) -> Literal["use", "refresh", "off"]:
+        return "off" if self.no_cache else "refresh" if self.refresh else "use"
 
     @property
     def attempt_budget(self) -> int:

@@ -3,7 +3,7 @@
 Model-major order (all of one model's cells, then the next) means each model is loaded once.
 """
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -46,6 +46,7 @@ class CellPlan(BaseModel):
     seed: int
     max_tokens: int
     attempt_budget: int
+    cache: Literal["use", "refresh", "off"] = "use"
 
     @property
     def params(self) -> dict[str, Any]:
@@ -122,6 +123,7 @@ def expand_grid(
                         seed=config.seed,
                         max_tokens=config.max_tokens,
                         attempt_budget=config.attempt_budget,
+                        cache=config.cache_mode,
                     )
                 )
     if not cells:

@@ -87,6 +87,7 @@ class Candidate(SQLModel, table=True):
     seed: int
     messages: list[dict[str, Any]] = Field(sa_column=Column(JSON))
     error: str | None = Field(None, description="Why this step produced no output.")
+    cached: bool = Field(False, description="Answered from the response cache, no provider call.")
     text: str
     parsed: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     parse_error: str | None = None
@@ -142,4 +143,13 @@ class Judgement(SQLModel, table=True):
         sa_column=Column(JSON), description="Criterion (or human-judged flag) -> value."
     )
     comment: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class CachedResponse(SQLModel, table=True):
+    """A provider's complete answer under its content-addressed key (see benchlib.cache)."""
+
+    key: str = Field(primary_key=True)
+    model: str = Field(index=True)
+    result: dict[str, Any] = Field(sa_column=Column(JSON))
     created_at: datetime = Field(default_factory=utcnow)

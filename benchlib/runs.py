@@ -81,7 +81,7 @@ def plan_run(config: BenchmarkConfig, flow_run_id: str | None = None) -> RunPlan
             Cell(
                 **cell.model_dump(
                     exclude={"steps", "n_candidates", "temperature", "seed"}
-                    | {"max_tokens", "attempt_budget"}
+                    | {"max_tokens", "attempt_budget", "cache"}
                 ),
                 steps=[plan.step.name for plan in cell.steps],
                 params=cell.params,

@@ -43,6 +43,8 @@ def benchmark(
     openai_api_key_env: str = "OPENAI_API_KEY",
     local_models: dict[str, str] = {},  # noqa: B006
     mlflow_url: str = "",
+    no_cache: bool = False,
+    refresh: bool = False,
     judge: Literal["human", "skip"] = "human",
     judge_timeout_s: int = 604800,
     baseline: str = "",
@@ -69,6 +71,8 @@ def benchmark(
         openai_api_key_env: Environment variable holding the OpenAI-compatible API key.
         local_models: Extra `local:` aliases: alias -> GGUF file path.
         mlflow_url: MLflow tracking URI; empty = sqlite store under .benchlib/.
+        no_cache: Neither read nor write the response cache.
+        refresh: Call the provider again and refresh the cache.
         judge: human: wait for judgements (a deployment suspends; the CLI offers terminal
             judging); skip: objective scores only.
         judge_timeout_s: How long a deployment run waits for judges.

@@ -1,0 +1,58 @@
+"""The response cache: a provider's answer, content-addressed by everything that determines it.
+
+The key holds the provider and model, the weights' digest when known, the rendered messages, the
+generation parameters (temperature, seed, max_tokens, output schema) and the attempt index, so
+an unchanged grid re-runs with zero provider calls, and changing any of them misses. Errors and
+truncated answers (cut at max_tokens) are never cached. It lives in the benchlib database.
+"""
+
+import hashlib
+
+from sqlalchemy import func
+from sqlmodel import delete, select
+
+from benchlib.db import session
+from benchlib.hashing import canonical_json
+from benchlib.providers import ChatRequest, ChatResult
+from benchlib.records import CachedResponse
+
+
+def cache_key(model: str, digest: str | None, request: ChatRequest, attempt: int) -> str:
+    identity = {
+        "model": model,
+        "digest": digest,
+        "request": request.model_dump(),
+        "attempt": attempt,
+    }
+    return hashlib.sha256(canonical_json(identity).encode()).hexdigest()
+
+
+def lookup(key: str) -> ChatResult | None:
+    with session() as s:
+        row = s.get(CachedResponse, key)
+        return ChatResult.model_validate(row.result) if row else None
+
+
+def store(key: str, model: str, result: ChatResult) -> bool:
+    """Cache a complete answer; returns False for what must not be cached."""
+    if result.finish_reason == "length":
+        return False
+    with session() as s:
+        s.merge(CachedResponse(key=key, model=model, result=result.model_dump(mode="json")))
+    return True
+
+
+def clear(model: str | None = None) -> int:
+    with session() as s:
+        query = delete(CachedResponse)
+        if model:
+            query = query.where(CachedResponse.model == model)
+        return s.exec(query).rowcount
+
+
+def stats() -> list[tuple[str, int]]:
+    with session() as s:
+        rows = s.exec(
+            select(CachedResponse.model, func.count()).group_by(CachedResponse.model)
+        ).all()
+    return [(model, count) for model, count in rows]

@@ -1,0 +1,92 @@
+"""The response cache: keys, what is never cached, and reruns that make no provider call
+(counted at a loopback proxy in front of the real model)."""
+
+import pytest
+
+from benchlib import cache, runs
+from benchlib.config import build_config
+from benchlib.providers import ChatRequest, ChatResult
+from flows.benchmark import benchmark
+from tests.support.faults import flaky_app
+from tests.support.servers import serve_app
+
+REQUEST = ChatRequest(
+    messages=[{"role": "user", "content": "hi"}], temperature=0.5, seed=1, max_tokens=8
+)
+
+
+def test_every_identity_part_changes_the_key() -> None:
+    base = cache.cache_key("openai:m", "d1", REQUEST, 0)
+    variants = [
+        cache.cache_key("openai:n", "d1", REQUEST, 0),
+        cache.cache_key("openai:m", "d2", REQUEST, 0),
+        cache.cache_key("openai:m", None, REQUEST, 0),
+        cache.cache_key("openai:m", "d1", REQUEST, 1),
+        cache.cache_key("openai:m", "d1", REQUEST.model_copy(update={"temperature": 0.6}), 0),
+        cache.cache_key("openai:m", "d1", REQUEST.model_copy(update={"seed": 2}), 0),
+        cache.cache_key("openai:m", "d1", REQUEST.model_copy(update={"max_tokens": 9}), 0),
+        cache.cache_key(
+            "openai:m", "d1", REQUEST.model_copy(update={"response_schema": {"type": "object"}}), 0
+        ),
+        cache.cache_key(
+            "openai:m",
+            "d1",
+            REQUEST.model_copy(update={"messages": [{"role": "user", "content": "hi!"}]}),
+            0,
+        ),
+    ]
+    assert len({base, *variants}) == len(variants) + 1
+    assert cache.cache_key("openai:m", "d1", REQUEST, 0) == base
+
+
+def test_truncated_answers_are_not_cached() -> None:
+    cut = ChatResult(text="half", finish_reason="length", latency_s=0.1, raw={})
+    assert not cache.store("k-cut", "openai:m", cut)
+    assert cache.lookup("k-cut") is None
+    full = cut.model_copy(update={"finish_reason": "stop"})
+    assert cache.store("k-full", "openai:m", full)
+    assert cache.lookup("k-full") == full
+
+
+@pytest.fixture
+def counted(llm_url: str):
+    """A proxy that refuses the first request (400) and counts what reaches the model."""
+    proxy = flaky_app(llm_url, [400])
+    with serve_app(proxy) as url:
+        yield proxy, f"{url}/v1"
+
+
+def test_an_unchanged_rerun_makes_no_provider_call(prefect_api, small_config, counted) -> None:
+    proxy, url = counted
+    values = small_config | {
+        "openai_base_url": url,
+        "prompts": ["v2-mentor"],  # constrained JSON ends before max_tokens (cut ones: no cache)
+        "n_candidates": 2,
+        "max_tokens": 256,
+        "experiment": "cache-test",
+    }
+    first = benchmark(**build_config(values).model_dump())["run_id"]
+    assert [c.status for c in runs.run_cells(first)] == ["failed", "completed"]
+    calls_after_first = proxy.state.chats
+    assert calls_after_first == 2
+
+    second = benchmark(**build_config(values).model_dump())["run_id"]
+    cells = runs.run_cells(second)
+    # The failed cell was not cached: it is generated now; the other one comes from the cache.
+    assert [c.status for c in cells] == ["completed", "completed"]
+    assert proxy.state.chats == calls_after_first + 2
+    by_cell = {
+        c.id: [x.cached for x in runs.run_candidates(second) if x.cell_id == c.id] for c in cells
+    }
+    assert by_cell[cells[0].id] == [False, False] and by_cell[cells[1].id] == [True, True]
+    assert runs.get_run(second).leaderboard["rows"][0]["n_candidates"] == 4
+
+    third = benchmark(**build_config(values).model_dump())["run_id"]
+    assert proxy.state.chats == calls_after_first + 2  # zero provider calls
+    assert all(c.cached for c in runs.run_candidates(third))
+    assert runs.get_run(third).status == "completed"
+
+    benchmark(**build_config(values | {"refresh": True}).model_dump())
+    assert proxy.state.chats == calls_after_first + 6
+    benchmark(**build_config(values | {"no_cache": True}).model_dump())
+    assert proxy.state.chats == calls_after_first + 10
