@@ -57,7 +57,8 @@ def suite_copy(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def small_config(llm_url: str) -> dict:
-    """2 prompt versions × 2 scenarios × 1 model against the session's llama.cpp server."""
+    """2 prompt versions × 2 scenarios × 1 model against the session's llama.cpp server, with
+    the response cache off."""
     return {
         "suite": str(TIPS),
         "models": ["openai:smollm2"],
@@ -66,4 +67,6 @@ def small_config(llm_url: str) -> dict:
         "n_scenarios": 2,
         "n_candidates": 2,
         "max_tokens": 96,
+        # Tests count provider calls: each run generates, unless a test is about the cache.
+        "no_cache": True,
     }

@@ -63,6 +63,7 @@ def test_an_unchanged_rerun_makes_no_provider_call(prefect_api, small_config, co
         "prompts": ["v2-mentor"],  # constrained JSON ends before max_tokens (cut ones: no cache)
         "n_candidates": 2,
         "max_tokens": 256,
+        "no_cache": False,
         "experiment": "cache-test",
     }
     first = benchmark(**build_config(values).model_dump())["run_id"]
