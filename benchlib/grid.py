@@ -129,3 +129,14 @@ def expand_grid(
     if not cells:
         raise BenchlibError("the grid is empty: no model × prompt version × scenario to run")
     return cells
+
+
+def model_blocks(cells: list[CellPlan]) -> list[list[CellPlan]]:
+    """Consecutive cells of the same model (the grid is model-major: one block per model)."""
+    blocks: list[list[CellPlan]] = []
+    for cell in cells:
+        if blocks and blocks[-1][0].model == cell.model:
+            blocks[-1].append(cell)
+        else:
+            blocks.append([cell])
+    return blocks

@@ -3,7 +3,6 @@
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.concurrency.sync import concurrency
 from prefect.runtime import flow_run
 
 from benchlib import (
@@ -19,7 +18,6 @@ from benchlib import (
 from benchlib.config import BenchmarkConfig
 from benchlib.errors import BenchlibError
 from benchlib.grid import CellPlan
-from benchlib.orchestration import GPU_LIMIT
 from benchlib.records import RunStatus
 from benchlib.runs import RunContext, RunPlan
 
@@ -40,8 +38,8 @@ def mark_run(run_id: str, status: RunStatus, error: str | None = None) -> None:
     task_run_name="{cell.model} | {cell.prompt_version} | {cell.scenario_id}",
 )
 def run_cell(context: RunContext, cell: CellPlan) -> collect.CellOutcome:
-    with concurrency(GPU_LIMIT, occupy=1, strict=True):
-        return collect.run_cell(context, cell)
+    """Runs while the flow holds the `gpu` slot for this cell's model block."""
+    return collect.run_cell(context, cell)
 
 
 @task(persist_result=True)
