@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -23,39 +22,23 @@ import time
 from pathlib import Path
 
 import httpx
-import xllamacpp
 import yaml
 
-from benchlib.providers.local import embedded_model_path
+from benchlib.providers.local import LlamaServer, embedded_model_path, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_llama() -> tuple[object, str]:
-    params = xllamacpp.CommonParams()
-    params.model.path = str(embedded_model_path())
-    params.model_alias = {"smollm2"}
-    params.hostnames = ["127.0.0.1"]
-    params.port = free_port()
-    params.n_parallel = 1
-    params.cache_prompt = False
-    params.verbosity = -1
-    params.cpuparams.n_threads = 2
-    server = xllamacpp.Server(params)
-    url = f"http://127.0.0.1:{params.port}"
-    for _ in range(200):
+def wait_healthy(url: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{url}/health").status_code == 200:
-                break
+            if httpx.get(url).status_code == 200:
+                return
         except httpx.TransportError:
-            time.sleep(0.05)
-    return server, url
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer")
 
 
 def write_suite(grid: Path, folder: Path) -> None:
@@ -121,7 +104,8 @@ def main() -> None:
     base_env = dict(os.environ, BENCHLIB_HOME=str(work / "home"))
     base_env.pop("PREFECT_API_URL", None)
     base_env["PREFECT_HOME"] = str(work / "prefect-home")
-    server, url = start_llama()
+    llama = LlamaServer(embedded_model_path(), "smollm2", threads=2, cache_prompt=False)
+    url = llama.url
 
     port = free_port()
     prefect_env = dict(base_env, PREFECT_SERVER_ANALYTICS_ENABLED="false")
@@ -130,12 +114,7 @@ def main() -> None:
         env=prefect_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     stack_env = dict(base_env, PREFECT_API_URL=f"http://127.0.0.1:{port}/api")
-    for _ in range(300):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/health").status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.1)
+    wait_healthy(f"http://127.0.0.1:{port}/api/health")
 
     times: dict[str, list[float]] = {"raw": [], "cold": [], "stack": [], "warm": []}
     try:
@@ -147,7 +126,7 @@ def main() -> None:
             times["warm"].append(benchlib_run(suite, url, stack_env, cache=True))
     finally:
         prefect.terminate()
-        del server
+        llama.stop()
     median = {name: statistics.median(values) for name, values in times.items()}
     print(f"{'harness':<8} {'median s':>9} {'÷ raw':>7}   runs")
     for name, value in median.items():

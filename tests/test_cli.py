@@ -1,28 +1,11 @@
 """The `benchlib` command as a user runs it: a subprocess, its output and its exit code."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from benchlib import runs
-from tests.conftest import ROOT
-
-
-def benchlib(*args: str, prefect_api: str | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    if prefect_api:
-        env["PREFECT_API_URL"] = prefect_api
-    return subprocess.run(
-        [sys.executable, "-m", "benchlib.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=600,
-    )
+from tests.support.cli import benchlib
 
 
 def run_count() -> int:

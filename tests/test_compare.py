@@ -3,8 +3,6 @@ report in a real browser."""
 
 import json
 import shutil
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from benchlib.suite import load_suite
 from benchlib.verdict import EvalReport, evaluate
 from flows.benchmark import benchmark
 from tests.conftest import ROOT, TIPS
+from tests.support.cli import benchlib
 from tests.support.crafted import make_run
 
 SCHEMA_FILE = ROOT / "benchlib" / "schemas" / "eval-report.schema.json"
@@ -233,23 +232,20 @@ def test_report_json_follows_the_published_schema() -> None:
     assert data["pairs"][1]["quality_delta"] is None and data["aggregate_score"] is None
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "benchlib.cli", *args]
-    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=300)
-
-
 def test_compare_exit_codes_gate_a_ci_job(tmp_path: Path) -> None:
     good_base, good = pair_of_runs(cells([1.0, 1.0]), cells([1.2, 1.1]))
     _, bad = pair_of_runs(cells([2.0, 2.0]), cells([0.5, 0.4]))
     out = tmp_path / "eval.json"
-    ok = cli("compare", good, "--baseline", good_base, "--eval-report", str(out))
+    ok = benchlib("compare", good, "--baseline", good_base, "--eval-report", str(out))
     assert ok.returncode == 0, ok.stderr
     assert "ACCEPTABLE" in ok.stdout and json.loads(out.read_text())["is_acceptable"]
-    worse = cli("compare", bad, "--baseline", "latest")
+    worse = benchlib("compare", bad, "--baseline", "latest")
     assert worse.returncode == 1 and "NOT ACCEPTABLE" in worse.stdout
     assert "2 regressed" in worse.stdout
     missing = tmp_path / "none.json"
-    bad_input = cli("compare", good, "--baseline", "no-such-run", "--eval-report", str(missing))
+    bad_input = benchlib(
+        "compare", good, "--baseline", "no-such-run", "--eval-report", str(missing)
+    )
     assert bad_input.returncode == 2 and "no run 'no-such-run'" in bad_input.stderr
     assert not missing.exists()
 
@@ -289,7 +285,7 @@ def test_html_report_renders_table_and_charts_in_chromium(compared_runs, tmp_pat
     from playwright.sync_api import sync_playwright
 
     page_file = tmp_path / "report.html"
-    result = cli("report", compared_runs[1], "--html", str(page_file))
+    result = benchlib("report", compared_runs[1], "--html", str(page_file))
     assert result.returncode == 0, result.stderr
     with sync_playwright() as p:
         browser = p.chromium.launch(

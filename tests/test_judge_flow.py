@@ -20,6 +20,7 @@ from benchlib.errors import BenchlibError
 from benchlib.orchestration import resume_flow_run
 from benchlib.records import LLMCall, RunStatus, Score
 from tests.conftest import ROOT
+from tests.support.cli import benchlib
 
 DEPLOYMENT = "benchmark/judge-test"
 
@@ -73,12 +74,6 @@ def run_of(flow_run_id) -> str:
     raise AssertionError("no benchlib run for the flow run")
 
 
-def cli(*args: str, api: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PREFECT_API_URL=api)
-    command = [sys.executable, "-m", "benchlib.cli", *args]
-    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
-
-
 def test_deployment_suspends_for_judges_and_resumes(served: str, small_config: dict, tmp_path):
     parameters = small_config | {"prompts": ["v2-mentor"], "judge": "human"}
     flow_run = run_deployment(DEPLOYMENT, parameters=parameters, timeout=0)
@@ -109,13 +104,14 @@ def test_deployment_suspends_for_judges_and_resumes(served: str, small_config: d
 
     # The rest through a judge file; apply --resume continues the run.
     exported = tmp_path / "judge.json"
-    assert cli("judge", "export", run.id, "--out", str(exported), api=served).returncode == 0
+    exported_ok = benchlib("judge", "export", run.id, "--out", str(exported), prefect_api=served)
+    assert exported_ok.returncode == 0
     judge_file = judging.parse_file(exported.read_text(), "judge.json")
     judge_file.judge = "bob"
     for item in judge_file.items:
         item.scores = {"relevance": 3, "actionability": 2, "tone": 4}
     exported.write_text(judge_file.model_dump_json())
-    applied = cli("judge", "apply", str(exported), "--resume", api=served)
+    applied = benchlib("judge", "apply", str(exported), "--resume", prefect_api=served)
     assert applied.returncode == 0, applied.stderr
     assert "4 added" in applied.stdout and "resumed flow run" in applied.stdout
     wait_for(flow_run.id, lambda s: s.is_completed())
@@ -131,4 +127,5 @@ def test_deployment_suspends_for_judges_and_resumes(served: str, small_config: d
         ).all()
     assert len(calls) == 4  # resumed twice, no cell generated again
     assert len(composites) == 4
-    assert cli("judge", "resume", run.id, api=served).returncode == 2  # nothing waits now
+    nothing_waits = benchlib("judge", "resume", run.id, prefect_api=served)
+    assert nothing_waits.returncode == 2 and "not waiting for judges" in nothing_waits.stderr

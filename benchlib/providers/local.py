@@ -63,7 +63,7 @@ def file_digest(path: Path, size: int, mtime: float) -> str:
     return digest.hexdigest()[:16]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -72,16 +72,19 @@ def _free_port() -> int:
 class LlamaServer:
     """A running xllamacpp server; dropping the last reference to `server` stops it."""
 
-    def __init__(self, path: Path, alias: str, threads: int | None = None):
+    def __init__(
+        self, path: Path, alias: str, threads: int | None = None, cache_prompt: bool = True
+    ):
         import xllamacpp  # imported on first use: it loads a native library
 
         params = xllamacpp.CommonParams()
         params.model.path = str(path)
         params.model_alias = {alias}
         params.hostnames = ["127.0.0.1"]
-        params.port = _free_port()
+        params.port = free_port()
         params.n_parallel = 1
         params.n_ctx = 4096
+        params.cache_prompt = cache_prompt
         params.verbosity = -1
         params.cpuparams.n_threads = threads or max(1, os.cpu_count() or 1)
         start = time.perf_counter()

@@ -1,6 +1,5 @@
 """Real HTTP servers on loopback for the tests: run an ASGI app in a thread, on a free port."""
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -9,11 +8,7 @@ from contextlib import contextmanager
 import httpx
 import uvicorn
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from benchlib.providers.local import free_port
 
 
 @contextmanager
