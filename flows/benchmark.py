@@ -18,7 +18,7 @@ from benchlib.records import RunStatus
 from flows.compare import compare
 from flows.judge import await_judgements
 from flows.scoring import scoring
-from tasks.benchmark import mark_run, plan, release_models, run_cell
+from tasks.benchmark import mark_run, plan, release_model, run_cell
 
 
 @flow(
@@ -91,8 +91,10 @@ def benchmark(
         # rather than once per cell saves Prefect's ~2 s re-acquisition wait between cells.
         for block in model_blocks(run.cells):
             with concurrency(GPU_LIMIT, occupy=1, strict=True):
-                run_cell.map(unmapped(run.context), block).result()
-        release_models()
+                try:
+                    run_cell.map(unmapped(run.context), block).result()
+                finally:
+                    release_model(run.context, block[0].model)
         if config.judge == "human" and deployment.get_id():
             await_judgements(run_id, config.judge_timeout_s)
         mark_run(run_id, RunStatus.scoring)

@@ -18,6 +18,7 @@ from benchlib import (
 from benchlib.config import BenchmarkConfig
 from benchlib.errors import BenchlibError
 from benchlib.grid import CellPlan
+from benchlib.modelspec import ModelSpec
 from benchlib.records import RunStatus
 from benchlib.runs import RunContext, RunPlan
 
@@ -54,10 +55,11 @@ def apply_inline_scores(run_id: str, judge: str, scores: dict[str, dict[str, flo
 
 
 @task
-def release_models() -> None:
-    # Through the module: a flow run started by a worker pickles this function by value,
-    # and the server pool itself (it holds a lock) cannot be pickled.
-    providers.servers.stop_all()
+def release_model(context: RunContext, model: str) -> None:
+    """Free a model once its block of cells is done: Ollama gets keep_alive=0, the local
+    llama.cpp server stops. Reached through the `providers` module: a worker pickles this
+    function by value, and the server pool (it holds a lock) cannot be pickled."""
+    providers.provider_for(ModelSpec.parse(model), context.config).unload()
 
 
 @task(persist_result=True)

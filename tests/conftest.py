@@ -47,6 +47,17 @@ def prefect_api(benchlib_home: Path) -> Iterator[str]:
         yield PREFECT_API_URL.value()
 
 
+@pytest.fixture(scope="session")
+def ollama_server(llm_url: str):
+    """A real server speaking the Ollama API in front of the embedded model, and its counters."""
+    from tests.support.ollama_shim import make_ollama_app
+    from tests.support.servers import serve_app
+
+    app, state = make_ollama_app(llm_url, "smollm2:135m", n_params=134_515_008)
+    with serve_app(app, "/api/version") as url:
+        yield url, state
+
+
 @pytest.fixture
 def suite_copy(tmp_path: Path) -> Path:
     """A private copy of the tips suite, for tests that break it on purpose."""

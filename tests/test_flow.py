@@ -194,3 +194,19 @@ def test_a_rerun_of_the_flow_run_does_not_redo_finished_cells(
     assert runs.get_run(run.id).status == RunStatus.completed
     with session() as s:
         assert len(s.exec(select(LLMCall).where(LLMCall.run_id == run.id)).all()) == 2
+
+
+def test_an_ollama_model_is_kept_loaded_for_its_block_then_unloaded(
+    prefect_api: str, small_config: dict, ollama_server
+) -> None:
+    url, state = ollama_server
+    loads, unloads, chats = state.loads, state.unloads, state.chats
+    run_id = run_flow(
+        small_config
+        | {"models": ["ollama:smollm2:135m"], "ollama_url": url, "prompts": ["v2-mentor"]}
+    )
+    assert [c.status for c in runs.run_cells(run_id)] == ["completed", "completed"]
+    assert state.chats - chats == 2 * 2  # 2 cells × 2 candidates
+    assert state.keep_alive_seen[-4:] == ["30m"] * 4  # kept loaded while its cells run
+    assert state.loads - loads == 1  # loaded once for the block, not per call
+    assert state.unloads - unloads == 1  # keep_alive=0 once the block is done

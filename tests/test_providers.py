@@ -18,7 +18,6 @@ from benchlib.providers.local import LocalProvider, ServerPool, embedded_model_p
 from benchlib.providers.ollama import OllamaProvider, parameter_size_b
 from benchlib.providers.openai import OpenAIProvider
 from tests.support.faults import flaky_app
-from tests.support.ollama_shim import make_ollama_app
 from tests.support.servers import free_port, serve_app
 
 SCHEMA = {
@@ -104,13 +103,6 @@ def test_the_attempt_budget_caps_retries(llm_url: str) -> None:
     assert len(calls) == 2
 
 
-@pytest.fixture(scope="module")
-def ollama_server(llm_url: str):
-    app, state = make_ollama_app(llm_url, "smollm2:135m", n_params=134_515_008)
-    with serve_app(app, "/api/version") as url:
-        yield url, state
-
-
 def test_the_ollama_shim_speaks_the_ollama_api(ollama_server) -> None:
     url, _ = ollama_server
     client = ollama.Client(host=url)
@@ -121,6 +113,7 @@ def test_the_ollama_shim_speaks_the_ollama_api(ollama_server) -> None:
 
 def test_ollama_provider_checks_size_chats_and_unloads(ollama_server) -> None:
     url, state = ollama_server
+    unloads = state.unloads
     provider = OllamaProvider(ModelSpec.parse("ollama:smollm2:135m"), url, timeout_s=60)
     info = provider.preflight()
     assert info.size_b == pytest.approx(0.1345, abs=0.001) and info.digest
@@ -130,7 +123,7 @@ def test_ollama_provider_checks_size_chats_and_unloads(ollama_server) -> None:
     assert result.completion_tokens > 0
     assert state.keep_alive_seen[-1] == "30m"
     provider.unload()
-    assert state.loaded is None and state.unloads == 1
+    assert state.loaded is None and state.unloads == unloads + 1
 
 
 def test_ollama_unknown_model_says_how_to_pull_it(ollama_server) -> None:
