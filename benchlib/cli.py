@@ -20,7 +20,7 @@ from benchlib import cache, events, judging, leaderboard, reports, runs, scoring
 from benchlib.config import BenchmarkConfig, load_config
 from benchlib.errors import BenchlibError
 from benchlib.judge_session import judge_in_terminal
-from benchlib.orchestration import resume_flow_run
+from benchlib.orchestration import ensure_gpu_limit, resume_flow_run
 from benchlib.records import RunStatus
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False)
@@ -118,8 +118,7 @@ def run(
     config = load_config(config_file, suite=suite, **overrides)
     runs.check_run(config, run_id="check")
 
-    from benchlib.orchestration import ensure_gpu_limit
-    from flows.benchmark import benchmark
+    from flows.benchmark import benchmark  # only `run` needs the flow objects
 
     with Progress(
         TextColumn("[bold]{task.description}"),
