@@ -7,11 +7,10 @@ from typing import Any
 import jinja2
 from sqlmodel import select
 
-from benchlib import tracking
+from benchlib import judging, tracking
 from benchlib.db import session
 from benchlib.leaderboard import build_leaderboard, table_cells
-from benchlib.records import Judgement, Run, Score
-from benchlib.rubric import Rubric
+from benchlib.records import Run, Score
 from benchlib.runs import get_run, run_candidates, run_cells
 from benchlib.verdict import EvalReport
 
@@ -24,13 +23,12 @@ _TEMPLATES = jinja2.Environment(
 def compute_leaderboard(run: Run) -> dict[str, Any]:
     with session() as s:
         scores = list(s.exec(select(Score).where(Score.run_id == run.id)))
-        judgements = list(s.exec(select(Judgement).where(Judgement.run_id == run.id)))
     return build_leaderboard(
-        Rubric.model_validate(run.rubric),
+        judging.rubric_of(run),
         run_cells(run.id),
         run_candidates(run.id),
         scores,
-        judgements,
+        judging.judgements_of(run.id),
         run.config["seed"],
     )
 

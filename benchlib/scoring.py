@@ -1,15 +1,15 @@
 """Scoring a run: the suite's scorers on every output, then the rubric composites.
 
 Idempotent: re-scoring replaces the run's scores in one transaction, never adds to them. Human
-judgements (under the suite's current rubric) become one score per criterion, the mean over
+judgements (under the rubric the run was planned with) become one score per criterion, the mean over
 judges; every composite row stores the formula and the rubric version it was computed with.
 """
 
 from collections import defaultdict
 
-from sqlmodel import delete, select
+from sqlmodel import delete
 
-from benchlib import tracking
+from benchlib import judging, tracking
 from benchlib.db import session
 from benchlib.records import Candidate, Cell, Judgement, Run, Score, utcnow
 from benchlib.rubric import Rubric
@@ -56,6 +56,7 @@ def human_values(judgements: list[Judgement]) -> dict[int, dict[str, tuple[float
 
 def score_cell(
     suite: Suite,
+    rubric: Rubric,
     scorers: dict[str, ScoreFn],
     cell: Cell,
     candidates: list[Candidate],
@@ -69,6 +70,7 @@ def score_cell(
         by_attempt[candidate.index].append(candidate)
     version = suite.versions.get(cell.prompt_version)
     steps = {step.name: step for step in version.steps} if version else {}
+    rubric_version = f"{rubric.version}@{rubric.hash}"
     rows = []
     for candidate in candidates:
         step = steps.get(candidate.step)
@@ -90,12 +92,11 @@ def score_cell(
                     candidate, name, result.value, explanation=result.explanation, version=VERSION
                 )
             )
-        rubric_version = f"{suite.rubric.version}@{suite.rubric.hash}"
         for name, (mean, judges) in human.get(candidate.id, {}).items():
             values[name] = mean
             why = f"mean of {judges} judge(s)"
             rows.append(_score(candidate, name, mean, explanation=why, version=rubric_version))
-        rows.extend(_composite_rows(suite.rubric, candidate, values))
+        rows.extend(_composite_rows(rubric, candidate, values))
     return rows
 
 
@@ -108,11 +109,13 @@ def score_run(run_id: str) -> int:
     per_cell: dict[str, list[Candidate]] = defaultdict(list)
     for candidate in run_candidates(run.id):
         per_cell[candidate.cell_id].append(candidate)
-    with session() as s:
-        judgements = list(s.exec(select(Judgement).where(Judgement.run_id == run.id)))
-    human = human_values([j for j in judgements if j.rubric_hash == suite.rubric.hash])
+    # The rubric the run was planned with (as judges saw it), not the suite's current file.
+    rubric = judging.rubric_of(run)
+    judgements = judging.judgements_of(run.id)
+    human = human_values([j for j in judgements if j.rubric_hash == rubric.hash])
     scores_by_cell = {
-        cell.id: score_cell(suite, scorers, cell, per_cell[cell.id], human) for cell in cells
+        cell.id: score_cell(suite, rubric, scorers, cell, per_cell[cell.id], human)
+        for cell in cells
     }
     with session() as s:
         s.exec(delete(Score).where(Score.run_id == run.id))
