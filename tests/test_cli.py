@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from benchlib import runs
-from tests.support.cli import benchlib
+from tests.support.cli import benchlib, config_file
 
 
 def run_count() -> int:
@@ -47,10 +47,10 @@ def test_missing_config_file_and_suite_folder(tmp_path: Path) -> None:
 def test_run_prints_the_leaderboard_then_runs_and_show_find_it(
     prefect_api: str, small_config: dict, tmp_path: Path
 ) -> None:
-    config = tmp_path / "bench.yaml"
-    config.write_text(
-        f"models: [openai:smollm2]\nopenai_base_url: {small_config['openai_base_url']}\n"
-        "prompts: [v3-few-shot]\nn_scenarios: 2\nn_tips: 1\nmax_tokens: 24\n"
+    config = config_file(
+        tmp_path / "bench.yaml",
+        small_config,
+        "prompts: [v3-few-shot]\nn_scenarios: 2\nn_tips: 1\nmax_tokens: 24\n",
     )
     result = benchlib("run", "prompts/tips", "--config", str(config), prefect_api=prefect_api)
     assert result.returncode == 0, result.stderr

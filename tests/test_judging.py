@@ -17,7 +17,7 @@ from benchlib.errors import BenchlibError
 from benchlib.records import Judgement
 from flows.benchmark import benchmark
 from tests.conftest import ROOT
-from tests.support.cli import benchlib
+from tests.support.cli import benchlib, config_file
 
 GOOD = {"relevance": 4, "actionability": 3, "tone": 5}
 
@@ -152,10 +152,10 @@ def test_terminal_judging_as_a_person_would(judged_run: str) -> None:
 def test_cli_run_without_a_terminal_says_judgements_are_pending(
     prefect_api: str, small_config: dict, tmp_path: Path
 ) -> None:
-    config = tmp_path / "c.yaml"
-    config.write_text(
-        f"models: [openai:smollm2]\nopenai_base_url: {small_config['openai_base_url']}\n"
-        "prompts: [v1]\nn_scenarios: 1\nn_candidates: 1\nmax_tokens: 16\n"
+    config = config_file(
+        tmp_path / "c.yaml",
+        small_config,
+        "prompts: [v1]\nn_scenarios: 1\nn_candidates: 1\nmax_tokens: 16\n",
     )
     result = benchlib("run", "--config", str(config), prefect_api=prefect_api)
     assert result.returncode == 0, result.stderr
