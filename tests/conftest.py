@@ -26,10 +26,11 @@ def benchlib_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def llm_url() -> Iterator[str]:
-    """The embedded SmolLM2 served by llama.cpp on 127.0.0.1 (alias `smollm2`)."""
+    """The embedded SmolLM2 served by llama.cpp on 127.0.0.1 (alias `smollm2`), one thread: on a
+    shared 2-core machine two llama.cpp threads fighting other processes run >20× slower."""
     from benchlib.providers.local import LlamaServer, embedded_model_path
 
-    server = LlamaServer(embedded_model_path(), alias="smollm2")
+    server = LlamaServer(embedded_model_path(), alias="smollm2", threads=1)
     yield server.url
     server.stop()
 
