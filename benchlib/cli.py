@@ -16,12 +16,25 @@ from rich.prompt import Confirm, Prompt
 from rich.table import Table
 from typer.core import TyperGroup
 
-from benchlib import cache, events, judging, leaderboard, reports, runs, scoring, stack, verdict
+from benchlib import (
+    cache,
+    events,
+    integrity,
+    judging,
+    leaderboard,
+    reports,
+    runs,
+    scoring,
+    stack,
+    verdict,
+)
 from benchlib.config import BenchmarkConfig, load_config
 from benchlib.errors import BenchlibError
 from benchlib.judge_session import judge_in_terminal
 from benchlib.orchestration import ensure_gpu_limit, resume_flow_run
 from benchlib.records import RunStatus
+from benchlib.suite import scenarios_file
+from benchlib.yamldoc import read_yaml
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False)
 # Piped output (CI logs) gets a wide console so tables are not cut to 80 columns.
@@ -444,6 +457,33 @@ def cache_stats() -> None:
 def cache_clear(model: str = typer.Option("", help="Only this model spec.")) -> None:
     """Remove cached answers (all, or one model's)."""
     console.print(f"removed {cache.clear(model or None)} cached answer(s)")
+
+
+suite_app = typer.Typer(help="Suite files: scenario integrity hashes.", no_args_is_help=True)
+app.add_typer(suite_app, name="suite")
+
+
+@suite_app.command("hash")
+def suite_hash(
+    suite: Path = typer.Argument(..., help="Suite folder, e.g. prompts/tips."),
+    write: bool = typer.Option(
+        False, "--write", help="Write every scenario's sha256 into the scenarios file."
+    ),
+) -> None:
+    """Print each scenario's integrity hash and whether the file's `sha256:` matches; --write
+    records them (after a deliberate edit), keeping the file's comments and layout."""
+    doc = read_yaml(scenarios_file(suite))
+    entries = integrity.hashed_entries(doc)
+    table = Table(title=str(doc.path), title_justify="left")
+    for column in ("line", "entry", "sha256", "status"):
+        table.add_column(column)
+    for entry in entries:
+        table.add_row(str(doc.line(entry.loc)), entry.label, entry.actual, entry.status)
+    console.print(table)
+    changed = sum(entry.status != "ok" for entry in entries)
+    if write and changed:
+        write_file(doc.path, integrity.filled_text(doc))
+        console.print(f"{doc.path}: wrote {changed} hash(es)")
 
 
 stack_app = typer.Typer(help="The local stack: Prefect server + worker + deployment, MLflow.")

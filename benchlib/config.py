@@ -1,13 +1,14 @@
 """BenchmarkConfig: at once the CLI's options, a YAML file's content and the flow's parameters."""
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from benchlib.errors import BenchlibError, describe_validation_error
 from benchlib.modelspec import ModelSpec
+from benchlib.yamldoc import YamlDoc, read_yaml
 
 DEFAULT_MODEL = "local:smollm2-135m"
 
@@ -113,12 +114,18 @@ class BenchmarkConfig(BaseModel):
         return [ModelSpec.parse(spec) for spec in self.models]
 
 
-def build_config(values: dict[str, Any], source: str = "configuration") -> BenchmarkConfig:
-    """Validate `values`, turning pydantic's error into one that names `source` and each field."""
+def build_config(
+    values: dict[str, Any],
+    source: str = "configuration",
+    line_of: Callable[[Sequence[str | int]], int | None] | None = None,
+) -> BenchmarkConfig:
+    """Validate `values`, turning pydantic's error into one that names `source`, the line (when
+    `line_of` knows it) and each field."""
     try:
         config = BenchmarkConfig.model_validate(values)
     except ValidationError as exc:
-        raise BenchlibError(describe_validation_error(exc, source)) from None
+        message = describe_validation_error(exc, source, line_of, BenchmarkConfig)
+        raise BenchlibError(message) from None
     if config.max_attempts_per_cell and config.max_attempts_per_cell < config.n_candidates:
         raise BenchlibError(
             f"{source}: max_attempts_per_cell ({config.max_attempts_per_cell}) is lower than "
@@ -127,23 +134,25 @@ def build_config(values: dict[str, Any], source: str = "configuration") -> Bench
     return config
 
 
-def read_config_file(path: Path) -> dict[str, Any]:
+def read_config_file(path: Path) -> YamlDoc:
     """The mapping in a YAML config file, or a clear error naming the file and line."""
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise BenchlibError(f"{path}: config file not found") from None
-    except yaml.YAMLError as exc:
-        raise BenchlibError(f"{path}: not valid YAML: {exc}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise BenchlibError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
-    return data
+    doc = read_yaml(path, what="config file")
+    if doc.data is not None and not isinstance(doc.data, dict):
+        raise BenchlibError(
+            f"{doc.where()}: expected a mapping of config keys, got {type(doc.data).__name__}"
+        )
+    return doc
 
 
 def load_config(path: Path | None = None, **overrides: Any) -> BenchmarkConfig:
-    """File values first, then the given overrides (CLI options, flow parameters) on top."""
-    values = read_config_file(path) if path else {}
-    values.update({key: value for key, value in overrides.items() if value is not None})
-    return build_config(values, source=str(path) if path else "configuration")
+    """File values first, then the given overrides (CLI options, flow parameters) on top. An
+    error in a value from the file names its line; one from an override names only the key."""
+    doc = read_config_file(path) if path else None
+    values = dict(doc.data or {}) if doc else {}
+    given = {key: value for key, value in overrides.items() if value is not None}
+    values.update(given)
+
+    def line_of(loc: Sequence[str | int]) -> int | None:
+        return None if not doc or (loc and loc[0] in given) else doc.line(loc)
+
+    return build_config(values, source=str(path) if path else "configuration", line_of=line_of)

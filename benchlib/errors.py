@@ -1,11 +1,17 @@
 """User-facing errors.
 
 Anything the user can fix (a config key, a suite file, a model spec, an endpoint) raises
-`BenchlibError` with a message that names the file, field or value and what was expected; the
-CLI prints it without a traceback and exits with code 2.
+`BenchlibError` with a message that names the file (and line), the field, the value and what was
+expected; the CLI prints it without a traceback and exits with code 2 (the admin API: 422).
+One problem per line: `path:line: field: message (got value)`.
 """
 
-from pydantic import ValidationError
+import difflib
+import types
+from collections.abc import Callable, Sequence
+from typing import Any, Union, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
 
 
 class BenchlibError(Exception):
@@ -16,12 +22,68 @@ class ProviderError(BenchlibError):
     """A model provider refused or failed a request in a way retrying will not fix."""
 
 
-def describe_validation_error(exc: ValidationError, source: str) -> str:
-    """One line per problem: `source: field.path: what was given -> what was expected`."""
-    lines = [f"{source}: invalid configuration ({exc.error_count()} problem(s))"]
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside `X`, `X | None`, `list[X]` or `dict[str, X]`, if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) in (Union, types.UnionType, list, dict):
+        for arg in get_args(annotation):
+            found = _model_in(arg)
+            if found:
+                return found
+    return None
+
+
+def known_keys(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
+    """The keys accepted in the mapping at `loc` of `model`'s input (aliases included)."""
+    current: type[BaseModel] | None = model
+    for part in loc:
+        if current is None:
+            return []
+        if isinstance(part, int) or part not in current.model_fields:
+            continue  # an index or a dict key: stay on the item's model
+        current = _model_in(current.model_fields[part].annotation)
+    if current is None:
+        return []
+    names = set(current.model_fields) | set(getattr(current, "inline_keys", ()))
+    for info in current.model_fields.values():
+        choices = getattr(info.validation_alias, "choices", None) or []
+        names |= {choice for choice in choices if isinstance(choice, str)}
+    return sorted(names)
+
+
+def _expected_key(model: type[BaseModel] | None, loc: Sequence[str | int]) -> str:
+    if model is None:
+        return ""
+    known = known_keys(model, loc[:-1])
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    return f"; expected one of {', '.join(known)}" if known else ""
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def describe_validation_error(
+    exc: ValidationError,
+    source: str,
+    line_of: Callable[[Sequence[str | int]], int | None] | None = None,
+    model: type[BaseModel] | None = None,
+) -> str:
+    """One line per problem: `source:line: field.path: what is wrong (got value)`; an unknown
+    key says which key was probably meant (`model` gives the accepted keys)."""
+    lines = []
     for err in exc.errors():
-        where = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        loc = err["loc"]
+        line = line_of(loc) if line_of else None
+        where = f"{source}:{line}" if line else source
+        field = ".".join(str(part) for part in loc) or "(top level)"
+        message = err["msg"].removeprefix("Value error, ")
         given = err.get("input")
-        shown = f" (got {given!r})" if not isinstance(given, dict) else ""
-        lines.append(f"  - {where}: {err['msg']}{shown}")
+        shown = "" if isinstance(given, dict) else f" (got {_shown(given)})"
+        hint = _expected_key(model, loc) if err["type"] == "extra_forbidden" else ""
+        lines.append(f"{where}: {field}: {message}{shown}{hint}")
     return "\n".join(lines)

@@ -12,18 +12,19 @@ A second suite needs no code: only these files.
 import itertools
 import json
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import jinja2
 import jinja2.meta
-import yaml
 from jsonschema.exceptions import SchemaError
 from jsonschema.validators import validator_for
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from benchlib.errors import BenchlibError, describe_validation_error
-from benchlib.hashing import content_hash
+from benchlib.hashing import INTEGRITY_KEY, content_hash, scenario_hash
+from benchlib.integrity import check_integrity
 from benchlib.rubric import Rubric
+from benchlib.yamldoc import YamlDoc, read_yaml
 
 _JINJA = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
 
@@ -125,10 +126,15 @@ class Step(BaseModel):
         return messages
 
 
+STEP_KEYS = ("system", "user", "structured_output", "output_schema")
+
+
 class PromptVersion(BaseModel):
     """A prompt version: one step (`system` + `user` at the top level) or a chain (`steps:`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    # Keys a single-step file writes at its top level (for "did you mean" on a typo).
+    inline_keys: ClassVar[tuple[str, ...]] = STEP_KEYS
 
     name: str = ""
     description: str = ""
@@ -138,9 +144,8 @@ class PromptVersion(BaseModel):
     @classmethod
     def _single_step(cls, data: Any) -> Any:
         if isinstance(data, dict) and "steps" not in data:
-            step_keys = {"system", "user", "structured_output", "output_schema"}
-            step = {k: v for k, v in data.items() if k in step_keys}
-            data = {k: v for k, v in data.items() if k not in step_keys} | {"steps": [step]}
+            step = {k: v for k, v in data.items() if k in STEP_KEYS}
+            data = {k: v for k, v in data.items() if k not in STEP_KEYS} | {"steps": [step]}
         return data
 
     @model_validator(mode="after")
@@ -171,7 +176,7 @@ class Scenario(BaseModel):
 
     @property
     def hash(self) -> str:
-        return content_hash(self.vars)
+        return scenario_hash(self.vars)[:16]
 
 
 class Suite(BaseModel):
@@ -212,20 +217,12 @@ class Suite(BaseModel):
         return self.scenarios[:limit] if limit else list(self.scenarios)
 
 
-def _read_yaml(path: Path) -> Any:
+def _validate(model: type[M], doc: YamlDoc) -> M:
     try:
-        return yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise BenchlibError(f"{path}: file not found") from None
-    except yaml.YAMLError as exc:
-        raise BenchlibError(f"{path}: not valid YAML: {exc}") from None
-
-
-def _validate(model: type[M], data: Any, path: Path) -> M:
-    try:
-        return model.model_validate(data)
+        return model.model_validate(doc.data)
     except ValidationError as exc:
-        raise BenchlibError(describe_validation_error(exc, str(path))) from None
+        message = describe_validation_error(exc, str(doc.path), doc.line, model)
+        raise BenchlibError(message) from None
 
 
 def _load_versions(folder: Path) -> dict[str, PromptVersion]:
@@ -234,35 +231,49 @@ def _load_versions(folder: Path) -> dict[str, PromptVersion]:
         raise BenchlibError(f"{folder}: no prompt versions (expected one *.yaml file per version)")
     versions = {}
     for file in files:
-        data = _read_yaml(file)
-        if not isinstance(data, dict):
-            raise BenchlibError(f"{file}: expected a mapping with 'system' and 'user' templates")
-        data.setdefault("name", file.stem)
+        doc = read_yaml(file)
+        if not isinstance(doc.data, dict):
+            raise BenchlibError(
+                f"{doc.where()}: expected a mapping with 'system' and 'user' templates"
+            )
+        doc.data.setdefault("name", file.stem)
         try:
-            version = _validate(PromptVersion, data, file)
+            version = _validate(PromptVersion, doc)
         except jinja2.TemplateSyntaxError as exc:
-            raise BenchlibError(f"{file}: template syntax error line {exc.lineno}: {exc}") from None
+            raise BenchlibError(
+                f"{file}: template syntax error (line {exc.lineno} of the template): {exc}"
+            ) from None
         versions[version.name] = version
     return versions
 
 
-def _matrix_item(axis: str, item: Any, path: Path) -> tuple[str, dict[str, Any]]:
+def _content(entry: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in entry.items() if key not in ("id", INTEGRITY_KEY)}
+
+
+def _matrix_item(doc: YamlDoc, axis: str, index: int, item: Any) -> tuple[str, dict[str, Any]]:
     if isinstance(item, dict):
         if "id" not in item:
-            raise BenchlibError(f"{path}: matrix axis {axis!r}: item {item} has no 'id'")
-        rest = {key: value for key, value in item.items() if key != "id"}
-        return str(item["id"]), rest or {axis: item["id"]}
+            raise BenchlibError(
+                f"{doc.where(['matrix', axis, index])}: matrix.{axis}.{index}: item has no "
+                f"'id' (got keys {sorted(item)})"
+            )
+        return str(item["id"]), _content(item) or {axis: item["id"]}
     return str(item), {axis: item}
 
 
-def _load_scenarios(path: Path) -> list[Scenario]:
-    data = _read_yaml(path)
+def _load_scenarios(doc: YamlDoc, suite_folder: Path) -> list[Scenario]:
+    data = doc.data
     if isinstance(data, dict) and "matrix" in data:
         axes = data["matrix"]
         if not isinstance(axes, dict) or not all(isinstance(v, list) for v in axes.values()):
-            raise BenchlibError(f"{path}: 'matrix' must map each axis name to a list of items")
+            raise BenchlibError(
+                f"{doc.where(['matrix'])}: matrix: expected a mapping of axis name -> list of "
+                f"items (got {type(axes).__name__})"
+            )
         items = [
-            [_matrix_item(axis, item, path) for item in values] for axis, values in axes.items()
+            [_matrix_item(doc, axis, i, item) for i, item in enumerate(values)]
+            for axis, values in axes.items()
         ]
         scenarios = []
         for combo in itertools.product(*items):
@@ -274,17 +285,26 @@ def _load_scenarios(path: Path) -> list[Scenario]:
         scenarios = []
         for index, entry in enumerate(data["scenarios"]):
             if not isinstance(entry, dict) or "id" not in entry:
-                raise BenchlibError(f"{path}: scenarios[{index}] must be a mapping with an 'id'")
-            rest = {key: value for key, value in entry.items() if key != "id"}
-            scenarios.append(Scenario(id=str(entry["id"]), vars=rest))
+                raise BenchlibError(
+                    f"{doc.where(['scenarios', index])}: scenarios.{index}: expected a mapping "
+                    f"with an 'id' (got {entry!r})"
+                )
+            scenarios.append(Scenario(id=str(entry["id"]), vars=_content(entry)))
     else:
-        raise BenchlibError(f"{path}: expected a 'scenarios:' list or a 'matrix:' of axes")
+        raise BenchlibError(f"{doc.where()}: expected a 'scenarios:' list or a 'matrix:' of axes")
     if not scenarios:
-        raise BenchlibError(f"{path}: no scenarios")
-    seen: set[str] = set()
-    duplicates = sorted({s.id for s in scenarios if s.id in seen or seen.add(s.id)})
+        raise BenchlibError(f"{doc.where()}: no scenarios (an empty list or an empty axis)")
+    check_integrity(doc, suite_folder)
+    lines: dict[str, list[int]] = {}
+    for index, scenario in enumerate(scenarios):
+        lines.setdefault(scenario.id, []).append(doc.line(["scenarios", index]) or 0)
+    duplicates = {ident: at for ident, at in lines.items() if len(at) > 1}
     if duplicates:
-        raise BenchlibError(f"{path}: duplicate scenario ids {duplicates}")
+        where = "; ".join(
+            f"{ident!r}" + (f" at lines {at}" if data.get("scenarios") else "")
+            for ident, at in duplicates.items()
+        )
+        raise BenchlibError(f"{doc.path}: duplicate scenario ids: {where}; ids must be unique")
     return scenarios
 
 
@@ -302,11 +322,20 @@ def _load_schema(path: Path) -> dict[str, Any]:
     return schema
 
 
-def load_suite(path: str | Path) -> Suite:
-    folder = Path(path)
+def _suite_file(folder: Path) -> SuiteFile:
     if not (folder / "suite.yaml").is_file():
         raise BenchlibError(f"{folder}: not a suite folder (no suite.yaml)")
-    spec = _validate(SuiteFile, _read_yaml(folder / "suite.yaml"), folder / "suite.yaml")
+    return _validate(SuiteFile, read_yaml(folder / "suite.yaml"))
+
+
+def scenarios_file(folder: Path) -> Path:
+    """The suite's scenarios file (named in its suite.yaml)."""
+    return folder / _suite_file(folder).scenarios
+
+
+def load_suite(path: str | Path) -> Suite:
+    folder = Path(path)
+    spec = _suite_file(folder)
     versions = _load_versions(folder / spec.versions)
     schema_files = {spec.output_schema} | {
         step.output_schema for version in versions.values() for step in version.steps
@@ -316,7 +345,7 @@ def load_suite(path: str | Path) -> Suite:
         path=folder,
         spec=spec,
         versions=versions,
-        scenarios=_load_scenarios(folder / spec.scenarios),
+        scenarios=_load_scenarios(read_yaml(folder / spec.scenarios), folder),
         schemas={name: _load_schema(folder / name) for name in sorted(schema_files - {""})},
-        rubric=_validate(Rubric, _read_yaml(rubric_path), rubric_path),
+        rubric=_validate(Rubric, read_yaml(rubric_path)),
     )

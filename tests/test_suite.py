@@ -10,6 +10,7 @@ from benchlib.providers import ModelInfo
 from benchlib.scorers import build_scorers
 from benchlib.suite import load_suite
 from tests.conftest import TIPS
+from tests.support.suites import write_suite
 
 
 def test_tips_suite_has_three_versions_and_eight_stable_scenarios() -> None:
@@ -103,7 +104,7 @@ def test_malformed_suite_files_are_refused(suite_copy: Path, file, change, expec
 
 def test_invalid_yaml_and_schema_are_refused(suite_copy: Path) -> None:
     (suite_copy / "versions" / "v1.yaml").write_text("user: [unclosed\n")
-    with pytest.raises(BenchlibError, match=r"v1\.yaml: not valid YAML"):
+    with pytest.raises(BenchlibError, match=r"v1\.yaml:2: not valid YAML"):
         load_suite(suite_copy)
     (suite_copy / "versions" / "v1.yaml").write_text("user: hi\n")
     (suite_copy / "schema.json").write_text('{"type": "objekt"}')
@@ -118,13 +119,8 @@ def test_unknown_scorer_is_refused(suite_copy: Path) -> None:
 
 
 def test_a_second_suite_needs_no_code(tmp_path: Path) -> None:
-    folder = tmp_path / "echo"
-    (folder / "versions").mkdir(parents=True)
-    (folder / "suite.yaml").write_text("name: echo\nscorers: [format_ok]\n")
-    (folder / "versions" / "plain.yaml").write_text("user: 'Say {{ word }} as JSON'\n")
-    (folder / "scenarios.yaml").write_text("scenarios:\n  - {id: a, word: hi}\n")
-    (folder / "schema.json").write_text('{"type": "object"}')
-    (folder / "rubric.yaml").write_text((TIPS / "rubric.yaml").read_text())
+    scenarios = "scenarios:\n  - {id: a, word: hi}\n"
+    folder = write_suite(tmp_path / "echo", "Say {{ word }} as JSON", scenarios)
     suite = load_suite(folder)
     assert suite.versions["plain"].steps[0].render(suite.scenarios[0].vars) == [
         {"role": "user", "content": "Say hi as JSON"}
