@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint format clean
+.PHONY: setup demo test lint format clean migration
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ lint: setup
 format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# A new schema revision after editing benchlib/records.py: make migration NAME="what changed"
+migration: setup
+	$(BIN)/python -m benchlib.migrate "$(NAME)"
+	$(BIN)/ruff format benchlib/migrations/versions
+	$(BIN)/ruff check --fix --quiet benchlib/migrations/versions
 
 clean:
 	rm -rf $(VENV) .benchlib

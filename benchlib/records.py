@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, Column, Enum, Index
 from sqlmodel import Field, SQLModel
 
 
@@ -27,6 +27,11 @@ class CellStatus(StrEnum):
     failed = "failed"
 
 
+def status_type(statuses: type[StrEnum]) -> Enum:
+    """Statuses as plain text (no PostgreSQL ENUM type): a new status needs no migration."""
+    return Enum(statuses, native_enum=False, length=32)
+
+
 class Run(SQLModel, table=True):
     id: str = Field(primary_key=True)
     suite: str
@@ -35,7 +40,7 @@ class Run(SQLModel, table=True):
     rubric: dict[str, Any] = Field(
         sa_column=Column(JSON), description="The rubric as planned: judging never needs the suite."
     )
-    status: RunStatus = RunStatus.pending
+    status: RunStatus = Field(RunStatus.pending, sa_type=status_type(RunStatus))
     error: str | None = None
     n_cells: int = 0
     flow_run_id: str | None = None
@@ -50,6 +55,8 @@ class Run(SQLModel, table=True):
 
 class Cell(SQLModel, table=True):
     """One (model, prompt version, scenario) of a run, with everything that makes it comparable."""
+
+    __table_args__ = (Index("ix_cell_run_index", "run_id", "index"),)
 
     id: str = Field(primary_key=True)
     run_id: str = Field(foreign_key="run.id", index=True)
@@ -67,7 +74,7 @@ class Cell(SQLModel, table=True):
     identity: str = Field(index=True, description="Hash of everything above but the run.")
     scenario_vars: dict[str, Any] = Field(sa_column=Column(JSON))
     steps: list[str] = Field(sa_column=Column(JSON), description="Step names, in chain order.")
-    status: CellStatus = CellStatus.pending
+    status: CellStatus = Field(CellStatus.pending, sa_type=status_type(CellStatus))
     error: str | None = None
     model_load_s: float = 0.0
     started_at: datetime | None = None
@@ -77,6 +84,9 @@ class Cell(SQLModel, table=True):
 
 class Candidate(SQLModel, table=True):
     """One output: attempt `index` of the cell, at one step of its chain (`output` if single)."""
+
+    # run_candidates, scoring and collect's re-execution read a run's candidates in this order.
+    __table_args__ = (Index("ix_candidate_run_cell_index", "run_id", "cell_id", "index"),)
 
     id: int | None = Field(default=None, primary_key=True)
     run_id: str = Field(foreign_key="run.id", index=True)

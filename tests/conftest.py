@@ -3,6 +3,7 @@ sqlite, and a private benchlib home so nothing touches the developer's .benchlib
 
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,16 +13,50 @@ ROOT = Path(__file__).resolve().parent.parent
 TIPS = ROOT / "prompts" / "tips"
 
 
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str | None]:
+    """`BENCHLIB_TEST_DATABASE=postgresql`: the session's database is on a private PostgreSQL
+    cluster (the URL of its `postgres` database); otherwise None and SQLite, the default."""
+    backend = os.environ.get("BENCHLIB_TEST_DATABASE", "sqlite")
+    if backend == "sqlite":
+        yield None
+        return
+    if backend != "postgresql":
+        raise pytest.UsageError(
+            f"BENCHLIB_TEST_DATABASE={backend!r}: expected sqlite or postgresql"
+        )
+    from tests.support.postgres import postgres_cluster
+
+    with postgres_cluster() as url:
+        yield url
+
+
 @pytest.fixture(scope="session", autouse=True)
-def benchlib_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def benchlib_home(
+    tmp_path_factory: pytest.TempPathFactory, postgres_url: str | None
+) -> Iterator[Path]:
     home = tmp_path_factory.mktemp("benchlib-home")
     saved = dict(os.environ)
     os.environ["BENCHLIB_HOME"] = str(home)
+    if postgres_url:
+        from tests.support.postgres import create_database
+
+        os.environ["BENCHLIB_DATABASE_URL"] = create_database(postgres_url, "benchlib")
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
     yield home
     os.environ.clear()
     os.environ.update(saved)
+
+
+@pytest.fixture
+def fresh_database_url(tmp_path: Path, postgres_url: str | None) -> str:
+    """An empty database of the session's kind, for tests about creating and migrating one."""
+    if postgres_url:
+        from tests.support.postgres import create_database
+
+        return create_database(postgres_url, f"fresh_{uuid.uuid4().hex[:12]}")
+    return f"sqlite:///{tmp_path / 'benchlib.db'}"
 
 
 @pytest.fixture(scope="session")
