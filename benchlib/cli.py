@@ -32,7 +32,7 @@ from benchlib.config import BenchmarkConfig, load_config
 from benchlib.errors import BenchlibError
 from benchlib.judge_session import judge_in_terminal
 from benchlib.orchestration import ensure_gpu_limit, resume_flow_run
-from benchlib.records import RunStatus
+from benchlib.records import FINISHED, RunStatus
 from benchlib.suite import scenarios_file
 from benchlib.yamldoc import read_yaml
 
@@ -377,7 +377,7 @@ def refresh(run_id: str) -> None:
     """Re-score and re-publish a finished run after new judgements; a suspended run is left to
     its flow, which scores once it is resumed."""
     run = runs.get_run(run_id)
-    if run.status == RunStatus.completed:
+    if run.status in FINISHED:
         scoring.score_run(run.id)
         print_leaderboard(run.id, reports.publish_leaderboard(run.id))
     elif run.status == RunStatus.awaiting_judge:

@@ -141,7 +141,7 @@ def run_cell(plan: RunContext, cell: CellPlan) -> CellOutcome:
     started_at = utcnow()
     start = time.perf_counter()
     load_s = provider.load()
-    budget = AttemptBudget(cell.attempt_budget)
+    budget = AttemptBudget(cell.attempt_budget, plan.config.max_backoff_s)
     candidates: list[Candidate] = []
     calls: list[LLMCall] = []
     error = None

@@ -50,6 +50,12 @@ class BenchmarkConfig(BaseModel):
         description="Cap on provider calls per cell, retries included; 0 = 3 × n_candidates.",
     )
     request_timeout_s: float = Field(120.0, gt=0, description="Timeout of one provider call.")
+    max_backoff_s: float = Field(
+        20.0,
+        gt=0,
+        description="Longest wait between two attempts of a call (exponential backoff with "
+        "jitter); a Retry-After asking for more fails the call.",
+    )
     ollama_url: str = Field("http://127.0.0.1:11434", description="Ollama server URL.")
     openai_base_url: str = Field(
         "https://api.openai.com/v1", description="OpenAI-compatible base URL (ends in /v1)."

@@ -18,7 +18,12 @@ class RunStatus(StrEnum):
     awaiting_judge = "awaiting_judge"
     scoring = "scoring"
     completed = "completed"
+    completed_with_failures = "completed_with_failures"  # some cells failed, the run finished
     failed = "failed"
+
+
+# Runs whose grid ran to the end: usable as baselines, re-scored after new judgements.
+FINISHED = (RunStatus.completed, RunStatus.completed_with_failures)
 
 
 class CellStatus(StrEnum):

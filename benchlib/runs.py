@@ -1,4 +1,4 @@
-"""A benchmark run's life in the record: planned, running, completed or failed."""
+"""A benchmark run's life in the record: planned, running, completed (with failures) or failed."""
 
 import uuid
 from datetime import UTC, datetime
@@ -12,7 +12,7 @@ from benchlib.db import session
 from benchlib.errors import BenchlibError
 from benchlib.grid import CellPlan, expand_grid
 from benchlib.preflight import preflight_models
-from benchlib.records import Candidate, Cell, Run, RunStatus, utcnow
+from benchlib.records import FINISHED, Candidate, Cell, Run, RunStatus, utcnow
 from benchlib.scorers import build_scorers
 from benchlib.suite import Suite, load_suite
 
@@ -107,7 +107,7 @@ def set_status(run_id: str, status: RunStatus, error: str | None = None) -> None
         run.error = error
         if status == RunStatus.running and run.started_at is None:
             run.started_at = utcnow()
-        if status in (RunStatus.completed, RunStatus.failed):
+        if status in (*FINISHED, RunStatus.failed):
             run.finished_at = utcnow()
 
 

@@ -16,7 +16,7 @@ from sqlmodel import col, select
 from benchlib.db import session
 from benchlib.errors import BenchlibError
 from benchlib.hashing import content_hash
-from benchlib.records import Candidate, Cell, CellStatus, Run, RunStatus, Score
+from benchlib.records import FINISHED, Candidate, Cell, CellStatus, Run, Score
 from benchlib.runs import get_run, run_candidates, run_cells
 from benchlib.scoring import AUTO_COMPOSITE, COMPOSITE
 from benchlib.stats import bootstrap_mean
@@ -163,7 +163,7 @@ def resolve_baseline(run: Run, baseline: str) -> Run:
     with session() as s:
         previous = s.exec(
             select(Run)
-            .where(Run.experiment == run.experiment, Run.status == RunStatus.completed)
+            .where(Run.experiment == run.experiment, col(Run.status).in_(FINISHED))
             .where(Run.id != run.id, col(Run.created_at) < run.created_at)
             .order_by(col(Run.created_at).desc())
         ).first()

@@ -11,10 +11,11 @@ from prefect.concurrency.sync import concurrency
 from prefect.runtime import deployment
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from benchlib.collect import CellOutcome
 from benchlib.config import build_config
 from benchlib.grid import model_blocks
 from benchlib.orchestration import GPU_LIMIT, gpu_slots
-from benchlib.records import RunStatus
+from benchlib.records import CellStatus, RunStatus
 from flows.compare import compare
 from flows.judge import await_judgements
 from flows.scoring import scoring
@@ -40,6 +41,7 @@ def benchmark(
     max_model_b: float = 4.0,
     max_attempts_per_cell: int = 0,
     request_timeout_s: float = 120.0,
+    max_backoff_s: float = 20.0,
     ollama_url: str = "http://127.0.0.1:11434",
     openai_base_url: str = "https://api.openai.com/v1",
     openai_api_key_env: str = "OPENAI_API_KEY",
@@ -68,6 +70,8 @@ def benchmark(
         max_model_b: Refuse models larger than this many billion parameters.
         max_attempts_per_cell: Cap on provider calls per cell, retries included; 0 = 3 × n.
         request_timeout_s: Timeout of one provider call.
+        max_backoff_s: Longest wait between two attempts of a call (exponential backoff with
+            jitter); a Retry-After asking for more fails the call.
         ollama_url: Ollama server URL.
         openai_base_url: OpenAI-compatible base URL (ends in /v1).
         openai_api_key_env: Environment variable holding the OpenAI-compatible API key.
@@ -86,13 +90,14 @@ def benchmark(
     run = plan(config)
     run_id = run.context.run_id
     mark_run(run_id, RunStatus.running)
+    outcomes: list[CellOutcome] = []
     try:
         # One `gpu` slot per model block: a slot is a loaded model. Taking it once per block
         # rather than once per cell saves Prefect's ~2 s re-acquisition wait between cells.
         for block in model_blocks(run.cells):
             with concurrency(GPU_LIMIT, occupy=1, strict=True):
                 try:
-                    run_cell.map(unmapped(run.context), block).result()
+                    outcomes += run_cell.map(unmapped(run.context), block).result()
                 finally:
                     release_model(run.context, block[0].model)
         if config.judge == "human" and deployment.get_id():
@@ -103,6 +108,15 @@ def benchmark(
     except Exception as exc:
         mark_run(run_id, RunStatus.failed, f"{type(exc).__name__}: {exc}")
         raise
-    mark_run(run_id, RunStatus.completed)
-    print(f"benchmark run {run_id}: {len(run.cells)} cells, {len(board['rows'])} leaderboard rows")
+    # A failed cell is a result (recorded with its reason), not a failed run.
+    failed = sum(outcome.status == CellStatus.failed for outcome in outcomes)
+    if failed:
+        summary = f"{failed} of {len(outcomes)} cells failed"
+        mark_run(run_id, RunStatus.completed_with_failures, summary)
+    else:
+        mark_run(run_id, RunStatus.completed)
+    print(
+        f"benchmark run {run_id}: {len(run.cells)} cells ({failed} failed), "
+        f"{len(board['rows'])} leaderboard rows"
+    )
     return {"run_id": run_id, "leaderboard": board}

@@ -7,8 +7,7 @@ from benchlib import cache, runs
 from benchlib.config import build_config
 from benchlib.providers import ChatRequest, ChatResult
 from flows.benchmark import benchmark
-from tests.support.faults import flaky_app
-from tests.support.servers import serve_app
+from tests.support.faults import fault_proxy, http_error
 
 REQUEST = ChatRequest(
     messages=[{"role": "user", "content": "hi"}], temperature=0.5, seed=1, max_tokens=8
@@ -51,9 +50,8 @@ def test_truncated_answers_are_not_cached() -> None:
 @pytest.fixture
 def counted(llm_url: str):
     """A proxy that refuses the first request (400) and counts what reaches the model."""
-    proxy = flaky_app(llm_url, [400])
-    with serve_app(proxy) as url:
-        yield proxy, f"{url}/v1"
+    with fault_proxy(llm_url, [http_error(400)]) as proxy:
+        yield proxy, f"{proxy.url}/v1"
 
 
 def test_an_unchanged_rerun_makes_no_provider_call(prefect_api, small_config, counted) -> None:
@@ -68,14 +66,14 @@ def test_an_unchanged_rerun_makes_no_provider_call(prefect_api, small_config, co
     }
     first = benchmark(**build_config(values).model_dump())["run_id"]
     assert [c.status for c in runs.run_cells(first)] == ["failed", "completed"]
-    calls_after_first = proxy.state.chats
+    calls_after_first = proxy.forwarded
     assert calls_after_first == 2
 
     second = benchmark(**build_config(values).model_dump())["run_id"]
     cells = runs.run_cells(second)
     # The failed cell was not cached: it is generated now; the other one comes from the cache.
     assert [c.status for c in cells] == ["completed", "completed"]
-    assert proxy.state.chats == calls_after_first + 2
+    assert proxy.forwarded == calls_after_first + 2
     by_cell = {
         c.id: [x.cached for x in runs.run_candidates(second) if x.cell_id == c.id] for c in cells
     }
@@ -83,11 +81,11 @@ def test_an_unchanged_rerun_makes_no_provider_call(prefect_api, small_config, co
     assert runs.get_run(second).leaderboard["rows"][0]["n_candidates"] == 4
 
     third = benchmark(**build_config(values).model_dump())["run_id"]
-    assert proxy.state.chats == calls_after_first + 2  # zero provider calls
+    assert proxy.forwarded == calls_after_first + 2  # zero provider calls
     assert all(c.cached for c in runs.run_candidates(third))
     assert runs.get_run(third).status == "completed"
 
     benchmark(**build_config(values | {"refresh": True}).model_dump())
-    assert proxy.state.chats == calls_after_first + 6
+    assert proxy.forwarded == calls_after_first + 6
     benchmark(**build_config(values | {"no_cache": True}).model_dump())
-    assert proxy.state.chats == calls_after_first + 10
+    assert proxy.forwarded == calls_after_first + 10

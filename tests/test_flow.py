@@ -17,8 +17,7 @@ from benchlib.errors import BenchlibError
 from benchlib.providers.local import embedded_model_path
 from benchlib.records import LLMCall, RunStatus, Score
 from flows.benchmark import benchmark
-from tests.support.faults import flaky_app
-from tests.support.servers import serve_app
+from tests.support.faults import fault_proxy, http_error
 
 
 def run_flow(values: dict) -> str:
@@ -140,13 +139,15 @@ def test_a_failing_cell_is_recorded_and_the_grid_goes_on(
     prefect_api: str, small_config: dict, llm_url: str
 ) -> None:
     # The first cell's two candidates are refused (400); the rest of the grid is served.
-    with serve_app(flaky_app(llm_url, [400])) as url:
+    with fault_proxy(llm_url, [http_error(400)]) as proxy:
         run_id = run_flow(
-            small_config | {"openai_base_url": f"{url}/v1", "prompts": ["v1"], "n_candidates": 1}
+            small_config
+            | {"openai_base_url": f"{proxy.url}/v1", "prompts": ["v1"], "n_candidates": 1}
         )
     run = runs.get_run(run_id)
     cells = runs.run_cells(run_id)
-    assert run.status == RunStatus.completed
+    assert run.status == RunStatus.completed_with_failures
+    assert run.error == "1 of 2 cells failed"
     assert [c.status for c in cells] == ["failed", "completed"]
     assert "HTTP 400: injected 400" in cells[0].error
     assert run.leaderboard["rows"][0]["failure_rate"] == 0.5
@@ -171,18 +172,17 @@ def test_a_rerun_of_the_flow_run_does_not_redo_finished_cells(
     unsubscribe = events.subscribe(
         lambda kind, data: rubric.write_text("version: [") if kind == "cell_done" else None
     )
-    proxy = flaky_app(llm_url, [])
     values = small_config | {"suite": str(suite_copy), "prompts": ["v1"], "n_candidates": 1}
     parameters = build_config(values).model_dump()
     try:
-        with serve_app(proxy) as url:
-            parameters["openai_base_url"] = f"{url}/v1"
+        with fault_proxy(llm_url) as proxy:
+            parameters["openai_base_url"] = f"{proxy.url}/v1"
             with pytest.raises(BenchlibError, match=r"rubric\.yaml: not valid YAML"):
                 benchmark(**parameters)
             unsubscribe()
             rubric.write_text(good)
             run = runs.list_runs(limit=1)[0]
-            assert run.status == RunStatus.failed and proxy.state.chats == 2
+            assert run.status == RunStatus.failed and proxy.forwarded == 2
             with get_client(sync_client=True) as client:
                 client.set_flow_run_state(run.flow_run_id, Scheduled(), force=True)
                 flow_run = client.read_flow_run(run.flow_run_id)
@@ -190,7 +190,7 @@ def test_a_rerun_of_the_flow_run_does_not_redo_finished_cells(
     finally:
         rubric.write_text(good)
     assert result["run_id"] == run.id
-    assert proxy.state.chats == 2  # no cell generated again
+    assert proxy.forwarded == 2  # no cell generated again
     assert runs.get_run(run.id).status == RunStatus.completed
     with session() as s:
         assert len(s.exec(select(LLMCall).where(LLMCall.run_id == run.id)).all()) == 2

@@ -17,8 +17,8 @@ from benchlib.providers import AttemptBudget, CallRecord, ChatRequest
 from benchlib.providers.local import LocalProvider, ServerPool, embedded_model_path
 from benchlib.providers.ollama import OllamaProvider, parameter_size_b
 from benchlib.providers.openai import OpenAIProvider
-from tests.support.faults import flaky_app
-from tests.support.servers import free_port, serve_app
+from tests.support.faults import Fault, fault_proxy, http_error
+from tests.support.servers import free_port
 
 SCHEMA = {
     "type": "object",
@@ -40,8 +40,10 @@ def request(**overrides) -> ChatRequest:
     return ChatRequest(**(values | overrides))
 
 
-def openai(url: str, model: str = "smollm2") -> OpenAIProvider:
-    return OpenAIProvider(ModelSpec(provider="openai", model=model), f"{url}/v1", timeout_s=60)
+def openai(url: str, model: str = "smollm2", timeout_s: float = 60) -> OpenAIProvider:
+    return OpenAIProvider(
+        ModelSpec(provider="openai", model=model), f"{url}/v1", timeout_s=timeout_s
+    )
 
 
 def test_openai_compatible_chat_records_tokens_and_is_reproducible(llm_url: str) -> None:
@@ -78,29 +80,61 @@ def test_size_guard_refuses_a_model_over_max_model_b(llm_url: str) -> None:
         preflight_models(config)
 
 
-def test_transient_failures_are_retried_and_logged(llm_url: str) -> None:
-    with serve_app(flaky_app(llm_url, [503, 429])) as url:
+def test_every_transient_fault_is_retried_and_logged(llm_url: str) -> None:
+    """5xx, a reset connection, a stall past the timeout, a 200 that is not JSON and a truncated
+    JSON 200: each is one logged attempt, then the real answer."""
+    schedule = [
+        http_error(503),
+        Fault("reset"),
+        Fault("stall", seconds=30),
+        Fault("not_json"),
+        Fault("truncated"),
+    ]
+    with fault_proxy(llm_url, schedule) as proxy:
         calls: list[CallRecord] = []
-        result = openai(url).chat(request(), AttemptBudget(5), calls)
-    assert result.text
-    assert [c.status_code for c in calls] == [503, 429, 200]
-    assert "injected 503" in calls[0].error
+        result = openai(proxy.url, timeout_s=3).chat(request(), AttemptBudget(10, 1.0), calls)
+    assert result.text and proxy.seen == 6 and proxy.forwarded == 2  # truncated + the answer
+    assert [c.status_code for c in calls] == [503, None, None, 200, 200, 200]
+    errors = [c.error or "" for c in calls]
+    assert "injected 503" in errors[0]
+    assert "Error" in errors[1] and "Timeout" in errors[2]
+    assert "malformed JSON" in errors[3] and "malformed JSON" in errors[4]
+    assert calls[-1].error is None and calls[-1].response["choices"]
+
+
+def test_retry_after_is_honoured_and_a_slow_answer_is_waited_for(llm_url: str) -> None:
+    schedule = [http_error(429, retry_after="2"), Fault("slow", seconds=1)]
+    with fault_proxy(llm_url, schedule) as proxy:
+        calls: list[CallRecord] = []
+        openai(proxy.url).chat(request(), AttemptBudget(5, 3.0), calls)
+    assert [c.status_code for c in calls] == [429, 200]
+    # Backoff alone would wait at most 0.5·2 + 0.5 s before the second attempt.
+    assert (calls[1].started_at - calls[0].started_at).total_seconds() >= 2
+    assert proxy.injected == {"status 429": 1, "slow": 1}
+
+
+def test_a_retry_after_beyond_max_backoff_fails_the_call(llm_url: str) -> None:
+    with fault_proxy(llm_url, [http_error(429, retry_after="3600")]) as proxy:
+        calls: list[CallRecord] = []
+        with pytest.raises(ProviderError, match=r"retry after 3600 s, more than max_backoff_s"):
+            openai(proxy.url).chat(request(), AttemptBudget(5, 20.0), calls)
+    assert len(calls) == 1 and proxy.forwarded == 0
 
 
 def test_a_refusal_fails_at_once_with_the_providers_message(llm_url: str) -> None:
-    with serve_app(flaky_app(llm_url, [400])) as url:
+    with fault_proxy(llm_url, [http_error(400)]) as proxy:
         calls: list[CallRecord] = []
         with pytest.raises(ProviderError, match="HTTP 400: injected 400"):
-            openai(url).chat(request(), AttemptBudget(5), calls)
+            openai(proxy.url).chat(request(), AttemptBudget(5), calls)
     assert len(calls) == 1
 
 
 def test_the_attempt_budget_caps_retries(llm_url: str) -> None:
-    with serve_app(flaky_app(llm_url, [503] * 5)) as url:
+    with fault_proxy(llm_url, [http_error(503)] * 5) as proxy:
         calls: list[CallRecord] = []
         with pytest.raises(ProviderError, match="attempt budget exhausted: 2 provider calls"):
-            openai(url).chat(request(), AttemptBudget(2), calls)
-    assert len(calls) == 2
+            openai(proxy.url).chat(request(), AttemptBudget(2), calls)
+    assert len(calls) == 2 and proxy.seen == 2
 
 
 def test_the_ollama_shim_speaks_the_ollama_api(ollama_server) -> None:

@@ -56,10 +56,12 @@ class CallRecord(BaseModel):
 
 
 class AttemptBudget:
-    """The cell's cap on provider calls, retries included (cost control)."""
+    """The cell's cap on provider calls, retries included (cost control), and on how long a
+    retry may wait (a cell holds the `gpu` slot while it waits)."""
 
-    def __init__(self, limit: int):
+    def __init__(self, limit: int, max_backoff_s: float = 20.0):
         self.limit = limit
+        self.max_backoff_s = max_backoff_s
         self.used = 0
 
     def take(self) -> int:

@@ -2,6 +2,8 @@
 
 Transient: connection errors, timeouts, 429, 5xx and bodies that are not JSON (a cut-off
 response). Anything else is the provider telling us no, and fails the call with its message.
+Waits grow exponentially with jitter up to the budget's `max_backoff_s`; a `Retry-After` is
+never cut short, so one asking for more than that fails the call instead of waiting for hours.
 """
 
 import email.utils
@@ -22,7 +24,6 @@ from benchlib.errors import ProviderError
 from benchlib.providers.base import AttemptBudget, CallRecord
 
 MAX_RETRIES = 5
-_backoff = wait_exponential_jitter(initial=0.5, max=20, jitter=0.5)
 
 
 class TransientError(Exception):
@@ -42,11 +43,16 @@ def _retry_after_seconds(response: httpx.Response) -> float | None:
         return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-def _wait(state: RetryCallState) -> float:
-    """Exponential backoff with jitter, but never sooner than the server's Retry-After."""
-    exc = state.outcome.exception() if state.outcome else None
-    server_says = exc.retry_after if isinstance(exc, TransientError) else None
-    return max(_backoff(state), server_says or 0.0)
+def _waiter(max_backoff_s: float):
+    backoff = wait_exponential_jitter(initial=0.5, max=max_backoff_s, jitter=0.5)
+
+    def wait(state: RetryCallState) -> float:
+        """Exponential backoff with jitter, but never sooner than the server's Retry-After."""
+        exc = state.outcome.exception() if state.outcome else None
+        server_says = exc.retry_after if isinstance(exc, TransientError) else None
+        return max(backoff(state), server_says or 0.0)
+
+    return wait
 
 
 def _error_message(response: httpx.Response) -> str:
@@ -84,7 +90,13 @@ def post_json(
         record.status_code = response.status_code
         if response.status_code == 429 or response.status_code >= 500:
             record.error = f"HTTP {response.status_code}: {_error_message(response)}"
-            raise TransientError(record.error, _retry_after_seconds(response))
+            retry_after = _retry_after_seconds(response)
+            if retry_after is not None and retry_after > budget.max_backoff_s:
+                raise ProviderError(
+                    f"{describe}: {record.error}; the server asks to retry after "
+                    f"{retry_after:g} s, more than max_backoff_s ({budget.max_backoff_s:g} s)"
+                )
+            raise TransientError(record.error, retry_after)
         if response.status_code >= 400:
             record.error = f"HTTP {response.status_code}: {_error_message(response)}"
             raise ProviderError(f"{describe} refused the request: {record.error}")
@@ -103,7 +115,7 @@ def post_json(
     retrying = Retrying(
         retry=retry_if_exception_type(TransientError),
         stop=stop_after_attempt(MAX_RETRIES + 1),
-        wait=_wait,
+        wait=_waiter(budget.max_backoff_s),
         reraise=True,
     )
     try:
