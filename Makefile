@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint format clean migration
+.PHONY: setup demo test lint format clean migration postgres
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,15 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/benchlib run prompts/tips
 
-test: setup
+# The suite on SQLite, then its tests marked `db` on a private PostgreSQL cluster.
+test: setup postgres
 	$(BIN)/pytest
+	BENCHLIB_TEST_DATABASE=postgresql $(BIN)/pytest -m db
+
+# PostgreSQL's server binaries for the tests' private cluster (the Debian package; as root).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
 lint: setup
 	$(BIN)/ruff check .

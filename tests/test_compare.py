@@ -162,6 +162,7 @@ def cells(values: list[float], **extra) -> list[dict]:
     ]
 
 
+@pytest.mark.db
 def test_improvement_is_acceptable() -> None:
     base, run = pair_of_runs(cells([1.0, 1.0, 1.0]), cells([1.5, 1.2, 1.0]))
     report = evaluate(run, "latest")
@@ -171,6 +172,7 @@ def test_improvement_is_acceptable() -> None:
     assert report.pairs[0].score == pytest.approx(0.5)
 
 
+@pytest.mark.db
 def test_regression_is_not_acceptable_unless_within_tolerance() -> None:
     base, run = pair_of_runs(cells([2.0, 2.0, 2.0]), cells([1.0, 1.2, 1.1]))
     report = evaluate(run, base)
@@ -179,6 +181,7 @@ def test_regression_is_not_acceptable_unless_within_tolerance() -> None:
     assert evaluate(run, base, tolerance=1.5).is_acceptable
 
 
+@pytest.mark.db
 def test_a_broken_check_vetoes_the_change() -> None:
     now = cells([2.0, 2.0])
     now[1]["scores"]["schema_validity"] = [1, 0]
@@ -190,6 +193,7 @@ def test_a_broken_check_vetoes_the_change() -> None:
     assert not report.is_acceptable
 
 
+@pytest.mark.db
 def test_unknown_quality_gives_no_aggregate() -> None:
     now = cells([1.0])
     now[0]["scores"] = {"overlong": [0, 0]}  # neither a composite nor an objective check
@@ -199,6 +203,7 @@ def test_unknown_quality_gives_no_aggregate() -> None:
     assert not report.is_acceptable and report.summary.unknown == 1
 
 
+@pytest.mark.db
 def test_changed_hashes_are_listed_not_compared() -> None:
     now = cells([1.0, 1.0, 1.0])
     now[0]["scenario_hash"] = "other"
@@ -212,6 +217,7 @@ def test_changed_hashes_are_listed_not_compared() -> None:
     assert len(evaluate(run, base, prompt_change=True).pairs) == 2
 
 
+@pytest.mark.db
 def test_no_usable_baseline_is_an_error() -> None:
     base, run = pair_of_runs(cells([1.0]), cells([1.0], scenario_hash="new"))
     with pytest.raises(BenchlibError, match="no usable baseline"):
@@ -221,6 +227,7 @@ def test_no_usable_baseline_is_an_error() -> None:
         evaluate(lonely, "latest")
 
 
+@pytest.mark.db
 def test_report_json_follows_the_published_schema() -> None:
     now = cells([1.5, 2.0])
     now[1]["scores"] = {"overlong": [0, 0]}
@@ -232,6 +239,7 @@ def test_report_json_follows_the_published_schema() -> None:
     assert data["pairs"][1]["quality_delta"] is None and data["aggregate_score"] is None
 
 
+@pytest.mark.db
 def test_compare_exit_codes_gate_a_ci_job(tmp_path: Path) -> None:
     good_base, good = pair_of_runs(cells([1.0, 1.0]), cells([1.2, 1.1]))
     _, bad = pair_of_runs(cells([2.0, 2.0]), cells([0.5, 0.4]))

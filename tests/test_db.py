@@ -1,7 +1,11 @@
 """The database: migrations (one head, equal to records.py), adopting a database from before
 migrations, refusing a newer one, and several processes writing at once."""
 
+import os
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -70,3 +74,52 @@ def test_database_newer_than_the_code_is_refused(fresh_database_url: str) -> Non
         connection.execute(text(f"UPDATE {migrate.VERSION_TABLE} SET version_num = '0999'"))
     with pytest.raises(BenchlibError, match="revision 0999, which this benchlib does not know"):
         engine_for(fresh_database_url)
+
+
+# One writer process: waits for the others, then opens the (still empty) database, which all of
+# them race to migrate, and records its own run and its cells one transaction at a time.
+WRITER = """
+import sys, time
+from pathlib import Path
+from benchlib.db import session
+from benchlib.records import Cell, Run
+
+name, folder, n = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+(folder / f"ready-{name}").touch()
+while not (folder / "go").exists():
+    time.sleep(0.01)
+with session() as s:
+    s.add(Run(id=name, suite="tips", experiment="e", config={}, rubric={}))
+for index in range(n):
+    with session() as s:
+        s.add(Cell(id=f"{name}-{index}", run_id=name, index=index, model="m", prompt_version="v",
+                   prompt_hash="p", scenario_id="s", scenario_hash="h", rubric_version="r",
+                   rubric_hash="rh", params={}, identity="i", scenario_vars={}, steps=["output"]))
+        s.get(Run, name).n_cells += 1
+"""
+
+
+def test_processes_writing_at_once_lose_nothing(fresh_database_url: str, tmp_path: Path) -> None:
+    """The worker, the CLI and the API: three processes writing to one database at the same
+    time, from its creation on; every write arrives, none fails on a lock."""
+    names, n = ["worker", "cli", "api"], 60
+    env = {**os.environ, "BENCHLIB_DATABASE_URL": fresh_database_url}
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, name, str(tmp_path), str(n)],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in names
+    ]
+    while len(list(tmp_path.glob("ready-*"))) < len(names):
+        assert all(writer.poll() is None for writer in writers), "a writer died before the start"
+        time.sleep(0.05)
+    (tmp_path / "go").touch()
+    errors = [writer.communicate(timeout=300)[1] for writer in writers]
+    assert [writer.returncode for writer in writers] == [0, 0, 0], errors
+    with Session(engine_for(fresh_database_url)) as s:
+        runs = {run.id: run.n_cells for run in s.exec(select(Run))}
+        assert runs == dict.fromkeys(names, n)
+        assert len(s.exec(select(Cell)).all()) == len(names) * n

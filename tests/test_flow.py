@@ -35,6 +35,7 @@ def small_run(prefect_api: str, small_config: dict) -> str:
     return run_flow(small_config)
 
 
+@pytest.mark.db
 def test_run_is_recorded_with_cells_candidates_and_calls(small_run: str) -> None:
     run = runs.get_run(small_run)
     assert run.status == RunStatus.completed and run.n_cells == 4
@@ -67,6 +68,7 @@ def test_structured_prompt_version_gets_bare_json(small_run: str) -> None:
     assert rows["v2-mentor"]["rank"] == 1
 
 
+@pytest.mark.db
 def test_leaderboard_rows(small_run: str) -> None:
     board = runs.get_run(small_run).leaderboard
     assert board["metric"] == "auto_composite"
@@ -162,6 +164,7 @@ def test_bad_plans_fail_before_anything_is_written(prefect_api: str, small_confi
     assert len(runs.list_runs(limit=1000)) == before
 
 
+@pytest.mark.db
 def test_a_rerun_of_the_flow_run_does_not_redo_finished_cells(
     prefect_api: str, small_config: dict, llm_url: str, suite_copy: Path
 ) -> None:

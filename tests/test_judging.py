@@ -36,6 +36,7 @@ def apply(data: dict) -> dict:
     return judging.apply_file(json.dumps(data), "judge.json")[1]
 
 
+@pytest.mark.db
 def test_export_is_blind_and_shuffled_with_the_seed(judged_run: str) -> None:
     data = export(judged_run)
     assert len(data["items"]) == 2 * 2
@@ -50,6 +51,7 @@ def test_export_is_blind_and_shuffled_with_the_seed(judged_run: str) -> None:
     ]
 
 
+@pytest.mark.db
 def test_every_problem_is_listed_and_nothing_applied(judged_run: str) -> None:
     data = export(judged_run)
     data["items"][0]["scores"] = GOOD | {"relevance": 7}
@@ -94,6 +96,7 @@ def test_malformed_json_is_refused(judged_run: str) -> None:
         judging.apply_file("{not json", "judge.json")
 
 
+@pytest.mark.db
 def test_apply_twice_changes_nothing_and_judges_stay_apart(judged_run: str) -> None:
     data = export(judged_run) | {"judge": "carl"}
     for item in data["items"][:2]:
