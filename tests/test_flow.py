@@ -180,7 +180,7 @@ def test_a_rerun_of_the_flow_run_does_not_redo_finished_cells(
     try:
         with fault_proxy(llm_url) as proxy:
             parameters["openai_base_url"] = f"{proxy.url}/v1"
-            with pytest.raises(BenchlibError, match=r"rubric\.yaml: not valid YAML"):
+            with pytest.raises(BenchlibError, match=r"rubric\.yaml:\d+: not valid YAML"):
                 benchmark(**parameters)
             unsubscribe()
             rubric.write_text(good)
