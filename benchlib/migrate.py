@@ -7,6 +7,8 @@ PostgreSQL `pg_advisory_xact_lock`), and re-reads the version under it.
 """
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -123,13 +125,22 @@ def _check_baseline(engine: Engine, connection: Connection) -> None:
 
 def _baseline_columns() -> dict[str, set[str]]:
     """The baseline's tables and columns, as its revision creates them in a scratch database."""
-    scratch = create_engine("sqlite://")
-    with scratch.connect() as connection:
-        command.upgrade(alembic_config(connection), BASELINE)
+    with _scratch_database(BASELINE) as connection:
         columns = _columns(connection)
-    scratch.dispose()
     columns.pop(VERSION_TABLE)
     return columns
+
+
+@contextmanager
+def _scratch_database(revision: str) -> Iterator[Connection]:
+    """An in-memory SQLite database at `revision`."""
+    scratch = create_engine("sqlite://")
+    try:
+        with scratch.connect() as connection:
+            command.upgrade(alembic_config(connection), revision)
+            yield connection
+    finally:
+        scratch.dispose()
 
 
 def _columns(connection: Connection) -> dict[str, set[str]]:
@@ -157,13 +168,10 @@ def new_revision(message: str) -> None:
     """`make migration NAME=...`: autogenerate the next revision against a scratch SQLite
     database at head, numbered after the newest one."""
     number = max((int(r.revision) for r in script().walk_revisions()), default=0) + 1
-    scratch = create_engine("sqlite://")
-    with scratch.connect() as connection:
-        command.upgrade(alembic_config(connection), "head")
+    with _scratch_database("head") as connection:
         command.revision(
             alembic_config(connection), message, autogenerate=True, rev_id=f"{number:04d}"
         )
-    scratch.dispose()
 
 
 if __name__ == "__main__":
