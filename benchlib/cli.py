@@ -22,6 +22,7 @@ from benchlib import (
     integrity,
     judging,
     leaderboard,
+    recovery,
     reports,
     runs,
     scoring,
@@ -166,6 +167,31 @@ def run(
         console.print(f"{cached} output(s) came from the response cache (--refresh to regenerate)")
     if config.judge == "human":
         _offer_judging(run)
+
+
+@app.command()
+def resume(
+    run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
+    force: bool = typer.Option(False, "--force", help="Run it again even if it looks alive."),
+) -> None:
+    """Run again a benchmark whose process died: cells already done are not generated again."""
+    flow_run = recovery.reschedule(run_id, force)
+    if flow_run.deployment_id:
+        console.print(
+            f"flow run {flow_run.id} is scheduled again: a worker of pool "
+            f"{flow_run.work_pool_name!r} picks it up"
+        )
+        return
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    from prefect.flow_engine import run_flow_sync
+
+    from flows.benchmark import benchmark
+
+    ensure_gpu_limit()
+    console.print(f"running flow run {flow_run.id} again (waits for the gpu slot to be free)")
+    result = run_flow_sync(benchmark, flow_run=flow_run, parameters=flow_run.parameters)
+    print_leaderboard(result["run_id"], result["leaderboard"])
+    _print_where(runs.get_run(result["run_id"]))
 
 
 def _offer_judging(run: Any) -> None:

@@ -6,13 +6,22 @@ left as the operator configured it.
 """
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from prefect import get_client
+from prefect.concurrency.context import ConcurrencyContext
+from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectNotFound
+from prefect.variables import Variable
 
 from benchlib.errors import BenchlibError
 
 GPU_LIMIT = "gpu"
+# A process that dies holding the slot stops renewing its lease; a full Prefect server frees the
+# slot this long after (its repossessor; ephemeral and test servers run none). Renewed every 3/4
+# of it while alive.
+GPU_LEASE_S = 90
 GPU_SLOTS_ENV = "BENCHLIB_GPU_SLOTS"
 
 
@@ -31,6 +40,25 @@ def ensure_gpu_limit(slots: int | None = None) -> int:
             wanted = slots or gpu_slots()
             client.upsert_global_concurrency_limit_by_name(GPU_LIMIT, wanted)
             return wanted
+
+
+def lease_variable(flow_run_id: str) -> str:
+    return f"benchlib-gpu-lease-{flow_run_id}"
+
+
+@contextmanager
+def gpu_slot(flow_run_id: str) -> Iterator[None]:
+    """One `gpu` slot, on a lease whose id is kept in a Prefect variable while it is held: if
+    this process dies, `benchlib resume` frees the slot without waiting for the lease to expire
+    (which an ephemeral Prefect server never notices)."""
+    with concurrency(GPU_LIMIT, occupy=1, strict=True, lease_duration=GPU_LEASE_S):
+        # Prefect records the granted lease on the flow's concurrency context.
+        lease_id = ConcurrencyContext.get().cleanup_lease_ids[-1]
+        Variable.set(lease_variable(flow_run_id), str(lease_id), overwrite=True)
+        try:
+            yield
+        finally:
+            Variable.unset(lease_variable(flow_run_id))
 
 
 def resume_flow_run(flow_run_id: str, run_input: dict) -> None:

@@ -7,15 +7,15 @@ The parameters are BenchmarkConfig's keys with its defaults (written out so Pref
 from typing import Literal
 
 from prefect import flow, unmapped
-from prefect.concurrency.sync import concurrency
-from prefect.runtime import deployment
+from prefect.runtime import deployment, flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from benchlib.collect import CellOutcome
 from benchlib.config import build_config
 from benchlib.grid import model_blocks
-from benchlib.orchestration import GPU_LIMIT, gpu_slots
+from benchlib.orchestration import gpu_slot, gpu_slots
 from benchlib.records import CellStatus, RunStatus
+from benchlib.recovery import record_process
 from flows.compare import compare
 from flows.judge import await_judgements
 from flows.scoring import scoring
@@ -87,6 +87,7 @@ def benchmark(
         allow_prompt_change: Pair cells whose prompt text changed: the prompt is the change tested.
     """
     config = build_config(dict(locals()), source="flow parameters")
+    record_process(flow_run.get_id())  # `benchlib resume` checks this process is gone
     run = plan(config)
     run_id = run.context.run_id
     mark_run(run_id, RunStatus.running)
@@ -95,7 +96,7 @@ def benchmark(
         # One `gpu` slot per model block: a slot is a loaded model. Taking it once per block
         # rather than once per cell saves Prefect's ~2 s re-acquisition wait between cells.
         for block in model_blocks(run.cells):
-            with concurrency(GPU_LIMIT, occupy=1, strict=True):
+            with gpu_slot(flow_run.get_id()):
                 try:
                     outcomes += run_cell.map(unmapped(run.context), block).result()
                 finally:
