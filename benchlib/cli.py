@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.prompt import Confirm, Prompt
 from rich.table import Table
+from rich.text import Text
 from typer.core import TyperGroup
 
 from benchlib import (
@@ -75,7 +76,8 @@ def with_config_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _fail(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    # Text, not markup: a message quoting `openai:m:` or `[bold]` is printed as written.
+    err_console.print(Text.assemble(("error: ", "bold red"), message))
     sys.exit(2)
 
 

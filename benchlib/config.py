@@ -122,19 +122,18 @@ class BenchmarkConfig(BaseModel):
 
 def build_config(
     values: dict[str, Any],
-    source: str = "configuration",
-    line_of: Callable[[Sequence[str | int]], int | None] | None = None,
+    source: str | Callable[[Sequence[str | int]], str] = "configuration",
 ) -> BenchmarkConfig:
-    """Validate `values`, turning pydantic's error into one that names `source`, the line (when
-    `line_of` knows it) and each field."""
+    """Validate `values`, turning pydantic's error into one that names where each bad value
+    came from (`source`: a name, or a function of the field's path), the field and the value."""
     try:
         config = BenchmarkConfig.model_validate(values)
     except ValidationError as exc:
-        message = describe_validation_error(exc, source, line_of, BenchmarkConfig)
-        raise BenchlibError(message) from None
+        raise BenchlibError(describe_validation_error(exc, source, BenchmarkConfig)) from None
+    where = source(("max_attempts_per_cell",)) if callable(source) else source
     if config.max_attempts_per_cell and config.max_attempts_per_cell < config.n_candidates:
         raise BenchlibError(
-            f"{source}: max_attempts_per_cell ({config.max_attempts_per_cell}) is lower than "
+            f"{where}: max_attempts_per_cell ({config.max_attempts_per_cell}) is lower than "
             f"n_candidates ({config.n_candidates}): every candidate needs at least one call"
         )
     return config
@@ -151,14 +150,14 @@ def read_config_file(path: Path) -> YamlDoc:
 
 
 def load_config(path: Path | None = None, **overrides: Any) -> BenchmarkConfig:
-    """File values first, then the given overrides (CLI options, flow parameters) on top. An
-    error in a value from the file names its line; one from an override names only the key."""
+    """File values first, then the given overrides (CLI options, flow parameters) on top. A bad
+    value from the file is shown at its `path:line`, one from an override as `command line`."""
     doc = read_config_file(path) if path else None
-    values = dict(doc.data or {}) if doc else {}
     given = {key: value for key, value in overrides.items() if value is not None}
+    values = dict(doc.data or {}) if doc else {}
     values.update(given)
 
-    def line_of(loc: Sequence[str | int]) -> int | None:
-        return None if not doc or (loc and loc[0] in given) else doc.line(loc)
+    def source(loc: Sequence[str | int]) -> str:
+        return doc.where(loc) if doc and not (loc and loc[0] in given) else "command line"
 
-    return build_config(values, source=str(path) if path else "configuration", line_of=line_of)
+    return build_config(values, source)

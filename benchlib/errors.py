@@ -69,17 +69,16 @@ def _shown(value: Any) -> str:
 
 def describe_validation_error(
     exc: ValidationError,
-    source: str,
-    line_of: Callable[[Sequence[str | int]], int | None] | None = None,
+    source: str | Callable[[Sequence[str | int]], str],
     model: type[BaseModel] | None = None,
 ) -> str:
-    """One line per problem: `source:line: field.path: what is wrong (got value)`; an unknown
-    key says which key was probably meant (`model` gives the accepted keys)."""
+    """One line per problem: `source: field.path: what is wrong (got value)`. `source` may be a
+    function of the field's path (a file's `path:line`); an unknown key says which key was
+    probably meant (`model` gives the accepted keys)."""
     lines = []
     for err in exc.errors():
         loc = err["loc"]
-        line = line_of(loc) if line_of else None
-        where = f"{source}:{line}" if line else source
+        where = source(loc) if callable(source) else source
         field = ".".join(str(part) for part in loc) or "(top level)"
         message = err["msg"].removeprefix("Value error, ")
         given = err.get("input")

@@ -88,12 +88,21 @@ def check_templates(suite: Suite, versions: list[PromptVersion], scenarios: list
         raise BenchlibError("template variables missing from scenarios:\n" + "\n".join(problems))
 
 
-def expand_grid(
-    run_id: str, config: BenchmarkConfig, suite: Suite, models: dict[str, ModelInfo]
-) -> list[CellPlan]:
+def select_grid(
+    config: BenchmarkConfig, suite: Suite
+) -> tuple[list[PromptVersion], list[Scenario]]:
+    """The prompt versions and scenarios a run uses, their templates checked against the
+    scenarios: needs no model, so it runs before any model is contacted."""
     versions = suite.select_versions(config.prompts)
     scenarios = suite.select_scenarios(config.n_scenarios)
     check_templates(suite, versions, scenarios)
+    return versions, scenarios
+
+
+def expand_grid(
+    run_id: str, config: BenchmarkConfig, suite: Suite, models: dict[str, ModelInfo]
+) -> list[CellPlan]:
+    versions, scenarios = select_grid(config, suite)
     cells = []
     for model in config.models:
         for version in versions:

@@ -10,7 +10,7 @@ from benchlib import events, tracking
 from benchlib.config import BenchmarkConfig
 from benchlib.db import session
 from benchlib.errors import BenchlibError
-from benchlib.grid import CellPlan, expand_grid
+from benchlib.grid import CellPlan, expand_grid, select_grid
 from benchlib.preflight import preflight_models
 from benchlib.records import FINISHED, Candidate, Cell, Run, RunStatus, utcnow
 from benchlib.scorers import build_scorers
@@ -40,10 +40,41 @@ def experiment_name(config: BenchmarkConfig, suite_name: str) -> str:
     return config.experiment or f"benchlib-{suite_name}"
 
 
+def check_baseline(config: BenchmarkConfig, suite_name: str) -> None:
+    """A baseline the verdict could not use is bad input: say so before the run, not after an
+    hour of generating."""
+    if not config.baseline:
+        return
+    if config.baseline == "latest":
+        experiment = experiment_name(config, suite_name)
+        if previous_completed_run(experiment) is None:
+            raise BenchlibError(
+                f"baseline: 'latest' (got 'latest'): expected a completed run of experiment "
+                f"{experiment!r} to compare with, and there is none yet; run once without a "
+                "baseline first"
+            )
+        return
+    try:
+        base = get_run(config.baseline)
+    except BenchlibError as exc:
+        raise BenchlibError(
+            f"baseline: {exc} (got {config.baseline!r}): expected a run id, a unique prefix of "
+            "one, or 'latest' (see `benchlib runs`)"
+        ) from None
+    if base.suite != suite_name:
+        raise BenchlibError(
+            f"baseline: run {base.id} is of suite {base.suite!r} (got {config.baseline!r}): "
+            f"expected a run of suite {suite_name!r}, whose cells this run's could pair with"
+        )
+
+
 def check_run(config: BenchmarkConfig, run_id: str) -> tuple[Suite, list[CellPlan]]:
-    """Everything that can be wrong with a run before it starts; writes nothing."""
+    """Everything that can be wrong with a run before it starts; writes nothing. What can be
+    checked without a model comes first: no server is started or called for a typo."""
     suite = load_suite(config.suite)
     build_scorers(suite)
+    select_grid(config, suite)
+    check_baseline(config, suite.name)
     models = preflight_models(config)
     return suite, expand_grid(run_id, config, suite, models)
 
@@ -123,6 +154,15 @@ def get_run(run_id: str) -> Run:
                 )
             run = matches[0]
         return run
+
+
+def previous_completed_run(experiment: str, before: Run | None = None) -> Run | None:
+    """The newest finished run of `experiment` (created before `before`, when given)."""
+    query = select(Run).where(Run.experiment == experiment, col(Run.status).in_(FINISHED))
+    if before is not None:
+        query = query.where(Run.id != before.id, col(Run.created_at) < before.created_at)
+    with session() as s:
+        return s.exec(query.order_by(col(Run.created_at).desc())).first()
 
 
 def list_runs(limit: int = 20) -> list[Run]:

@@ -208,8 +208,8 @@ class Suite(BaseModel):
         unknown = [name for name in names if name not in self.versions]
         if unknown:
             raise BenchlibError(
-                f"unknown prompt version(s) {unknown} for suite {self.name!r}: expected one of "
-                f"{sorted(self.versions)} (the files in {self.path / self.spec.versions})"
+                f"prompts: unknown prompt version(s) {unknown} for suite {self.name!r}: expected "
+                f"one of {sorted(self.versions)} (the files in {self.path / self.spec.versions})"
             )
         return [self.versions[name] for name in names]
 
@@ -221,7 +221,7 @@ def _validate(model: type[M], doc: YamlDoc) -> M:
     try:
         return model.model_validate(doc.data)
     except ValidationError as exc:
-        message = describe_validation_error(exc, str(doc.path), doc.line, model)
+        message = describe_validation_error(exc, doc.where, model)
         raise BenchlibError(message) from None
 
 

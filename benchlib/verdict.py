@@ -11,13 +11,13 @@ from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, Field
-from sqlmodel import col, select
+from sqlmodel import select
 
 from benchlib.db import session
 from benchlib.errors import BenchlibError
 from benchlib.hashing import content_hash
-from benchlib.records import FINISHED, Candidate, Cell, CellStatus, Run, Score
-from benchlib.runs import get_run, run_candidates, run_cells
+from benchlib.records import Candidate, Cell, CellStatus, Run, Score
+from benchlib.runs import get_run, previous_completed_run, run_candidates, run_cells
 from benchlib.scoring import AUTO_COMPOSITE, COMPOSITE
 from benchlib.stats import bootstrap_mean
 
@@ -160,13 +160,7 @@ def resolve_baseline(run: Run, baseline: str) -> Run:
     """A run id (or prefix), or `latest`: the previous completed run of the same experiment."""
     if baseline != "latest":
         return get_run(baseline)
-    with session() as s:
-        previous = s.exec(
-            select(Run)
-            .where(Run.experiment == run.experiment, col(Run.status).in_(FINISHED))
-            .where(Run.id != run.id, col(Run.created_at) < run.created_at)
-            .order_by(col(Run.created_at).desc())
-        ).first()
+    previous = previous_completed_run(run.experiment, before=run)
     if previous is None:
         raise BenchlibError(
             f"no usable baseline: no completed run of experiment {run.experiment!r} before {run.id}"

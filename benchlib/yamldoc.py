@@ -50,6 +50,18 @@ def _index_lines(node: yaml.Node, loc: tuple[str, ...], lines: dict[tuple[str, .
             _index_lines(item, key, lines)
 
 
+def _syntax_error(exc: yaml.MarkedYAMLError) -> str:
+    """`:line: not valid YAML: problem at column C (while parsing X that starts at line L)`."""
+    mark, context = exc.problem_mark, exc.context_mark
+    line = f":{mark.line + 1}" if mark else ""
+    column = f" at column {mark.column + 1}" if mark else ""
+    started = ""
+    if exc.context:
+        at = f" that starts at line {context.line + 1}" if context else ""
+        started = f" ({exc.context}{at})"
+    return f"{line}: not valid YAML: {exc.problem}{column}{started}"
+
+
 def read_yaml(path: Path, what: str = "file") -> YamlDoc:
     """Parse `path`; a missing file or a syntax error is a BenchlibError with the line."""
     try:
@@ -64,12 +76,7 @@ def read_yaml(path: Path, what: str = "file") -> YamlDoc:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        context = f" ({exc.context})" if exc.context else ""
-        at = f":{mark.line + 1}" if mark else ""
-        column = f" at column {mark.column + 1}" if mark else ""
-        message = f"{path}{at}: not valid YAML: {exc.problem}{context}{column}"
-        raise BenchlibError(message) from None
+        raise BenchlibError(f"{path}{_syntax_error(exc)}") from None
     except yaml.YAMLError as exc:
         raise BenchlibError(f"{path}: not valid YAML: {exc}") from None
     lines: dict[tuple[str, ...], int] = {}
