@@ -33,8 +33,8 @@ from benchlib import (
 from benchlib.config import BenchmarkConfig, load_config
 from benchlib.errors import BenchlibError
 from benchlib.judge_session import judge_in_terminal
-from benchlib.orchestration import ensure_gpu_limit, resume_flow_run
-from benchlib.records import FINISHED, RunStatus
+from benchlib.orchestration import ensure_gpu_limit, resume_run
+from benchlib.records import RunStatus
 from benchlib.suite import scenarios_file
 from benchlib.yamldoc import read_yaml
 
@@ -314,8 +314,7 @@ def report(
 ) -> None:
     """Write a run's self-contained HTML report: leaderboard table, heatmap, score intervals."""
     run = runs.get_run(run_id)
-    board = run.leaderboard or reports.compute_leaderboard(run)
-    write_file(html, reports.render_html(run, board))
+    write_file(html, reports.render_html(run, reports.current_leaderboard(run)))
     console.print(f"report: {html}")
 
 
@@ -404,10 +403,10 @@ app.add_typer(judge_app, name="judge")
 def refresh(run_id: str) -> None:
     """Re-score and re-publish a finished run after new judgements; a suspended run is left to
     its flow, which scores once it is resumed."""
+    board = reports.refresh_leaderboard(run_id)
     run = runs.get_run(run_id)
-    if run.status in FINISHED:
-        scoring.score_run(run.id)
-        print_leaderboard(run.id, reports.publish_leaderboard(run.id))
+    if board is not None:
+        print_leaderboard(run.id, board)
     elif run.status == RunStatus.awaiting_judge:
         console.print(f"the flow is waiting for judges: `benchlib judge resume {run.id}`")
 
@@ -460,11 +459,9 @@ def judge_resume(
 ) -> None:
     """Continue a benchmark flow run that waits for judges."""
     run = runs.get_run(run_id)
-    if not run.flow_run_id:
-        raise BenchlibError(f"run {run.id} has no Prefect flow run to resume")
-    resume_flow_run(run.flow_run_id, {"approve": approve})
+    flow_run_id = resume_run(run, approve)
     pending = len(judging.pending_items(run))
-    console.print(f"resumed flow run {run.flow_run_id} ({pending} item(s) left unjudged)")
+    console.print(f"resumed flow run {flow_run_id} ({pending} item(s) left unjudged)")
 
 
 cache_app = typer.Typer(help="The response cache (in the benchlib database).", no_args_is_help=True)
@@ -514,6 +511,28 @@ def suite_hash(
         console.print(f"{doc.path}: wrote {changed} hash(es)")
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@app.command("api")
+def serve_api(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8765, envvar="BENCHLIB_API_PORT"),
+    demo: bool = typer.Option(False, help="A local demo: no token needed (loopback only)."),
+) -> None:
+    """Serve the admin API and the judge and leaderboard pages. Needs BENCHLIB_API_TOKEN (and
+    PREFECT_API_URL to trigger runs)."""
+    import uvicorn
+
+    from benchlib.api.app import create_app
+    from benchlib.api.settings import ApiSettings
+
+    settings = ApiSettings.from_env(demo)
+    if not settings.token and host not in LOOPBACK:
+        raise BenchlibError(f"--demo without a token serves on loopback only, not on {host}")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
 stack_app = typer.Typer(help="The local stack: Prefect server + worker + deployment, MLflow.")
 app.add_typer(stack_app, name="stack")
 
@@ -522,9 +541,12 @@ app.add_typer(stack_app, name="stack")
 def stack_up(
     prefect_port: int = typer.Option(4200, envvar="BENCHLIB_PREFECT_PORT"),
     mlflow_port: int = typer.Option(5000, envvar="BENCHLIB_MLFLOW_PORT"),
+    api_port: int = typer.Option(8765, envvar="BENCHLIB_API_PORT"),
 ) -> None:
     """Start the stack on 127.0.0.1 and register the `benchmark/default` deployment."""
-    config = stack.StackConfig(prefect_port=prefect_port, mlflow_port=mlflow_port)
+    config = stack.StackConfig(
+        prefect_port=prefect_port, mlflow_port=mlflow_port, api_port=api_port
+    )
     with console.status("starting Prefect server, MLflow server, worker; deploying"):
         found = stack.up(config)
     for name, url in found.items():

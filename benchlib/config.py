@@ -90,6 +90,17 @@ class BenchmarkConfig(BaseModel):
     allow_prompt_change: bool = Field(
         False, description="Pair cells whose prompt text changed: the prompt is the change tested."
     )
+    fixtures: bool = Field(
+        False,
+        description="Use the scenarios stored for this suite (admin API fixtures, latest version "
+        "of each, integrity-checked) instead of the suite's scenarios file.",
+    )
+    run_id: str = Field(
+        "",
+        pattern=r"^([A-Za-z0-9][A-Za-z0-9._-]{0,63})?$",
+        description="Id of the new run; empty = generated (the admin API picks it to answer "
+        "with it before the flow starts).",
+    )
 
     @field_validator("models")
     @classmethod

@@ -22,6 +22,18 @@ class ProviderError(BenchlibError):
     """A model provider refused or failed a request in a way retrying will not fix."""
 
 
+class NotFound(BenchlibError):
+    """The run, fixture or version asked for does not exist (the admin API answers 404)."""
+
+
+class Conflict(BenchlibError):
+    """The request clashes with the current state (the admin API answers 409)."""
+
+
+class Unavailable(BenchlibError):
+    """A service benchlib needs (Prefect) cannot be reached (the admin API answers 503)."""
+
+
 def _model_in(annotation: Any) -> type[BaseModel] | None:
     """The pydantic model inside `X`, `X | None`, `list[X]` or `dict[str, X]`, if any."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
@@ -75,8 +87,18 @@ def describe_validation_error(
     """One line per problem: `source: field.path: what is wrong (got value)`. `source` may be a
     function of the field's path (a file's `path:line`); an unknown key says which key was
     probably meant (`model` gives the accepted keys)."""
+    return describe_errors(exc.errors(), source, model)
+
+
+def describe_errors(
+    errors: Sequence[Any],
+    source: str | Callable[[Sequence[str | int]], str],
+    model: type[BaseModel] | None = None,
+) -> str:
+    """The same lines from pydantic's error dicts (FastAPI hands them over without the
+    exception)."""
     lines = []
-    for err in exc.errors():
+    for err in errors:
         loc = err["loc"]
         where = source(loc) if callable(source) else source
         field = ".".join(str(part) for part in loc) or "(top level)"

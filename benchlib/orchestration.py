@@ -9,13 +9,18 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import httpx
 from prefect import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+from prefect.client.schemas.objects import FlowRun
 from prefect.concurrency.context import ConcurrencyContext
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectNotFound
 from prefect.variables import Variable
 
-from benchlib.errors import BenchlibError
+from benchlib.config import BenchmarkConfig
+from benchlib.errors import BenchlibError, Conflict, Unavailable
+from benchlib.records import Run
 
 GPU_LIMIT = "gpu"
 # A process that dies holding the slot stops renewing its lease; a full Prefect server frees the
@@ -69,10 +74,60 @@ def resume_flow_run(flow_run_id: str, run_input: dict) -> None:
         state = client.read_flow_run(flow_run_id).state
     if state is None or not state.is_paused():
         name = state.name if state else "unknown"
-        raise BenchlibError(f"flow run {flow_run_id} is not waiting for judges (state: {name})")
+        raise Conflict(f"flow run {flow_run_id} is not waiting for judges (state: {name})")
     try:
         prefect_resume(flow_run_id, run_input=run_input)
     except RuntimeError as exc:
         raise BenchlibError(
             f"Prefect rejected the resume of flow run {flow_run_id}: {exc}; it stays suspended"
         ) from None
+
+
+def resume_run(run: Run, approve: bool) -> str:
+    """Resume a benchmark run's suspended flow run; returns the flow run id."""
+    if not run.flow_run_id:
+        raise Conflict(f"run {run.id} has no Prefect flow run to resume")
+    resume_flow_run(run.flow_run_id, {"approve": approve})
+    return run.flow_run_id
+
+
+def run_tag(run_id: str) -> str:
+    """Tags the flow run with the benchmark run id: it can be found before its flow has
+    recorded the run (pending) and after it failed without recording it."""
+    return f"benchlib-run:{run_id}"
+
+
+def start_deployment_run(deployment: str, config: BenchmarkConfig) -> str:
+    """Create a flow run of `deployment` with the keys the caller set (the deployment's own
+    defaults, e.g. its MLflow server, stay for the rest); returns the flow run id."""
+    parameters = config.model_dump(mode="json", exclude_unset=True)
+    try:
+        with get_client(sync_client=True) as client:
+            found = client.read_deployment_by_name(deployment)
+            flow_run = client.create_flow_run_from_deployment(
+                found.id, parameters=parameters, tags=[run_tag(config.run_id)]
+            )
+    except ObjectNotFound:
+        raise Unavailable(
+            f"deployment {deployment!r} is not on the Prefect server: start the stack "
+            "(`benchlib stack up`) or deploy it (`prefect deploy --all`)"
+        ) from None
+    except httpx.TransportError as exc:
+        raise Unavailable(f"the Prefect server cannot be reached: {type(exc).__name__}") from None
+    return str(flow_run.id)
+
+
+def find_flow_run(run_id: str, flow_run_id: str | None = None) -> FlowRun | None:
+    """The benchmark run's flow run (by id, else by tag), or None if Prefect has none or is
+    unreachable: a run's record is still worth answering with."""
+    try:
+        with get_client(sync_client=True) as client:
+            if flow_run_id:
+                return client.read_flow_run(flow_run_id)
+            found = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[run_tag(run_id)])),
+                limit=1,
+            )
+    except (ObjectNotFound, httpx.TransportError):
+        return None
+    return found[0] if found else None

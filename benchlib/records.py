@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Enum, Index
+from sqlalchemy import JSON, Column, Enum, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -168,3 +168,19 @@ class CachedResponse(SQLModel, table=True):
     model: str = Field(index=True)
     result: dict[str, Any] = Field(sa_column=Column(JSON))
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class Fixture(SQLModel, table=True):
+    """One version of a stored scenario. An update adds a version, a delete only marks them all:
+    a run that used a version can always show what it was."""
+
+    __table_args__ = (UniqueConstraint("suite", "scenario_id", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    suite: str = Field(index=True, description="The suite's name (suite.yaml `name`).")
+    scenario_id: str
+    version: int
+    vars: dict[str, Any] = Field(sa_column=Column(JSON))
+    hash: str = Field(description="Content hash of `vars`, checked when a run uses it.")
+    created_at: datetime = Field(default_factory=utcnow)
+    deleted_at: datetime | None = None

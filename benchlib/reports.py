@@ -7,14 +7,14 @@ from typing import Any
 import jinja2
 from sqlmodel import select
 
-from benchlib import judging, tracking
+from benchlib import judging, scoring, tracking
 from benchlib.db import session
 from benchlib.leaderboard import build_leaderboard, table_cells
-from benchlib.records import Run, Score
+from benchlib.records import FINISHED, Run, Score
 from benchlib.runs import get_run, run_candidates, run_cells
 from benchlib.verdict import EvalReport
 
-_TEMPLATES = jinja2.Environment(
+TEMPLATES = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=True,
 )
@@ -31,6 +31,11 @@ def compute_leaderboard(run: Run) -> dict[str, Any]:
         judging.judgements_of(run.id),
         run.config["seed"],
     )
+
+
+def current_leaderboard(run: Run) -> dict[str, Any]:
+    """What was last published, else computed now (a run still collecting or judging)."""
+    return run.leaderboard or compute_leaderboard(run)
 
 
 def publish_leaderboard(run_id: str) -> dict[str, Any]:
@@ -56,6 +61,16 @@ def publish_leaderboard(run_id: str) -> dict[str, Any]:
             render_html(run, board),
         )
     return board
+
+
+def refresh_leaderboard(run_id: str) -> dict[str, Any] | None:
+    """Re-score and re-publish a finished run after new judgements. None while its flow is
+    still going: a suspended run scores once it is resumed."""
+    run = get_run(run_id)
+    if run.status not in FINISHED:
+        return None
+    scoring.score_run(run.id)
+    return publish_leaderboard(run.id)
 
 
 def _fill(value: float | None, low: float, high: float) -> tuple[str, str]:
@@ -140,7 +155,7 @@ def _bars(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def render_html(run: Run, board: dict[str, Any]) -> str:
     header, body = table_cells(board)
     agreement = {k: v for k, v in board["agreement"].items() if v is not None}
-    return _TEMPLATES.get_template("report.html.j2").render(
+    return TEMPLATES.get_template("report.html.j2").render(
         run=run,
         board=board,
         header=header,

@@ -4,15 +4,16 @@ import uuid
 from datetime import UTC, datetime
 
 from pydantic import BaseModel
+from sqlalchemy import func
 from sqlmodel import col, select
 
-from benchlib import events, tracking
+from benchlib import events, fixtures, tracking
 from benchlib.config import BenchmarkConfig
 from benchlib.db import session
-from benchlib.errors import BenchlibError
+from benchlib.errors import BenchlibError, Conflict, NotFound
 from benchlib.grid import CellPlan, expand_grid, select_grid
 from benchlib.preflight import preflight_models
-from benchlib.records import FINISHED, Candidate, Cell, Run, RunStatus, utcnow
+from benchlib.records import FINISHED, Candidate, Cell, CellStatus, Run, RunStatus, utcnow
 from benchlib.scorers import build_scorers
 from benchlib.suite import Suite, load_suite
 
@@ -71,7 +72,13 @@ def check_baseline(config: BenchmarkConfig, suite_name: str) -> None:
 def check_run(config: BenchmarkConfig, run_id: str) -> tuple[Suite, list[CellPlan]]:
     """Everything that can be wrong with a run before it starts; writes nothing. What can be
     checked without a model comes first: no server is started or called for a typo."""
+    if config.run_id:
+        with session() as s:
+            if s.get(Run, config.run_id) is not None:
+                raise Conflict(f"run_id: a run {config.run_id!r} exists; pick another id")
     suite = load_suite(config.suite)
+    if config.fixtures:
+        suite = fixtures.use_fixtures(suite)
     build_scorers(suite)
     select_grid(config, suite)
     check_baseline(config, suite.name)
@@ -81,7 +88,7 @@ def check_run(config: BenchmarkConfig, run_id: str) -> tuple[Suite, list[CellPla
 
 def plan_run(config: BenchmarkConfig, flow_run_id: str | None = None) -> RunPlan:
     """Check the run, then record it: the run, its cells (pending) and the MLflow parent run."""
-    run_id = new_run_id()
+    run_id = config.run_id or new_run_id()
     suite, cells = check_run(config, run_id)
 
     uri = tracking.tracking_uri(config.mlflow_url)
@@ -148,10 +155,10 @@ def get_run(run_id: str) -> Run:
         if run is None:
             # Accept a unique prefix, as people copy the first part of an id.
             matches = s.exec(select(Run).where(col(Run.id).startswith(run_id))).all()
-            if len(matches) != 1:
-                raise BenchlibError(
-                    f"no run {run_id!r}" if not matches else f"run id {run_id!r} is ambiguous"
-                )
+            if not matches:
+                raise NotFound(f"no run {run_id!r}")
+            if len(matches) > 1:
+                raise BenchlibError(f"run id {run_id!r} is ambiguous")
             run = matches[0]
         return run
 
@@ -165,9 +172,64 @@ def previous_completed_run(experiment: str, before: Run | None = None) -> Run | 
         return s.exec(query.order_by(col(Run.created_at).desc())).first()
 
 
-def list_runs(limit: int = 20) -> list[Run]:
+def list_runs(
+    limit: int = 20,
+    *,
+    experiment: str | None = None,
+    model: str | None = None,
+    prompt: str | None = None,
+    status: RunStatus | None = None,
+) -> list[Run]:
+    """Newest first; a model or prompt filter matches runs with a cell of that model/version."""
+    query = select(Run)
+    if experiment is not None:
+        query = query.where(Run.experiment == experiment)
+    if status is not None:
+        query = query.where(Run.status == status)
+    if model is not None:
+        query = query.where(col(Run.id).in_(select(Cell.run_id).where(Cell.model == model)))
+    if prompt is not None:
+        query = query.where(
+            col(Run.id).in_(select(Cell.run_id).where(Cell.prompt_version == prompt))
+        )
     with session() as s:
-        return list(s.exec(select(Run).order_by(col(Run.created_at).desc()).limit(limit)))
+        return list(s.exec(query.order_by(col(Run.created_at).desc()).limit(limit)))
+
+
+class ExperimentSummary(BaseModel):
+    name: str
+    runs: int
+    last_run_id: str
+    last_run_status: RunStatus
+    last_run_at: datetime
+
+
+def experiment_summaries() -> list[ExperimentSummary]:
+    """Every experiment with its number of runs and its latest run, most recent first."""
+    with session() as s:
+        rows = s.exec(select(Run.experiment, func.count()).group_by(Run.experiment)).all()
+        summaries = []
+        for name, count in rows:
+            last = s.exec(
+                select(Run).where(Run.experiment == name).order_by(col(Run.created_at).desc())
+            ).first()
+            summaries.append(
+                ExperimentSummary(
+                    name=name,
+                    runs=count,
+                    last_run_id=last.id,
+                    last_run_status=last.status,
+                    last_run_at=last.created_at,
+                )
+            )
+    return sorted(summaries, key=lambda e: e.last_run_at, reverse=True)
+
+
+def cells_done(run_id: str) -> int:
+    """Cells that finished (completed or failed): the run's progress."""
+    with session() as s:
+        query = select(func.count()).where(Cell.run_id == run_id, Cell.status != CellStatus.pending)
+        return s.exec(query).one()
 
 
 def run_cells(run_id: str) -> list[Cell]:

@@ -6,6 +6,7 @@ Prefect UI talk to on a single box.
 """
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -25,6 +26,7 @@ BIN = Path(sys.executable).parent
 class StackConfig(BaseModel):
     prefect_port: int = int(os.environ.get("BENCHLIB_PREFECT_PORT", "4200"))
     mlflow_port: int = int(os.environ.get("BENCHLIB_MLFLOW_PORT", "5000"))
+    api_port: int = int(os.environ.get("BENCHLIB_API_PORT", "8765"))
 
     @property
     def prefect_url(self) -> str:
@@ -33,6 +35,10 @@ class StackConfig(BaseModel):
     @property
     def mlflow_url(self) -> str:
         return f"http://127.0.0.1:{self.mlflow_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
 
 
 def stack_dir() -> Path:
@@ -51,6 +57,15 @@ def _env(stack: StackConfig) -> dict[str, str]:
         MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
         PWD=str(PROJECT),
     )
+
+
+def api_token() -> str:
+    """The admin API's token: made once, kept readable by this user only."""
+    path = stack_dir() / "api-token"
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(32))
+    return path.read_text().strip()
 
 
 def _alive(pid: int) -> bool:
@@ -135,7 +150,13 @@ def up(stack: StackConfig) -> dict[str, str]:
         [str(BIN / "prefect"), "worker", "start", "--pool", "benchlib", "--type", "process"],
         env,
     )
+    _start(
+        "admin-api",
+        [str(BIN / "benchlib"), "api", "--port", str(stack.api_port)],
+        dict(env, BENCHLIB_API_TOKEN=api_token()),
+    )
     _wait_http("mlflow-server", f"{stack.mlflow_url}/health")
+    _wait_http("admin-api", f"{stack.api_url}/api/health")
     return urls(stack)
 
 
@@ -144,18 +165,22 @@ def urls(stack: StackConfig) -> dict[str, str]:
         "Prefect UI": stack.prefect_url,
         "PREFECT_API_URL": f"{stack.prefect_url}/api",
         "MLflow UI": stack.mlflow_url,
+        "Admin API": stack.api_url,
+        "Admin API token": str(stack_dir() / "api-token"),
         "logs": str(stack_dir()),
     }
 
 
 def status() -> dict[str, int | None]:
-    return {name: _pid(name) for name in ("prefect-server", "mlflow-server", "prefect-worker")}
+    names = ("prefect-server", "mlflow-server", "prefect-worker", "admin-api")
+    return {name: _pid(name) for name in names}
 
 
 def down() -> list[str]:
     """Stop in reverse order; the worker gets SIGINT (it ignores SIGTERM for a while)."""
     stopped = []
     for name, sig in (
+        ("admin-api", signal.SIGTERM),
         ("prefect-worker", signal.SIGINT),
         ("mlflow-server", signal.SIGTERM),
         ("prefect-server", signal.SIGTERM),

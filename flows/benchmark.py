@@ -54,6 +54,8 @@ def benchmark(
     baseline: str = "",
     tolerance: float = 0.0,
     allow_prompt_change: bool = False,
+    fixtures: bool = False,
+    run_id: str = "",
 ) -> dict:
     """Run a benchmark grid (model × prompt version × scenario); returns the run id and leaderboard.
 
@@ -85,6 +87,10 @@ def benchmark(
         baseline: Compare with this run id or `latest` (previous completed run); empty = no.
         tolerance: Accept a mean quality drop down to this (eval report).
         allow_prompt_change: Pair cells whose prompt text changed: the prompt is the change tested.
+        fixtures: Use the scenarios stored for this suite (admin API fixtures, latest version of
+            each, integrity-checked) instead of the suite's scenarios file.
+        run_id: Id of the new run; empty = generated (the admin API picks it to answer with it
+            before the flow starts).
     """
     config = build_config(dict(locals()), source="flow parameters")
     record_process(flow_run.get_id())  # `benchlib resume` checks this process is gone

@@ -28,6 +28,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, llm_url: str):
         BENCHLIB_HOME=str(home),
         BENCHLIB_PREFECT_PORT=str(free_port()),
         BENCHLIB_MLFLOW_PORT=str(free_port()),
+        BENCHLIB_API_PORT=str(free_port()),
     )
     env.pop("PREFECT_API_URL", None)
     up = subprocess.run(

@@ -1,0 +1,1 @@
+"""The admin API: trigger, follow, judge and read benchmarks over HTTP (FastAPI)."""
