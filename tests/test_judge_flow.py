@@ -1,13 +1,6 @@
 """The judge step for real: the deployment served from a subprocess on a real Prefect server,
 suspended until judgements are in, resumed through Prefect's API and our CLI."""
 
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import httpx
 import pytest
 from prefect import get_client
@@ -19,59 +12,17 @@ from benchlib.db import session
 from benchlib.errors import BenchlibError
 from benchlib.orchestration import resume_flow_run
 from benchlib.records import LLMCall, RunStatus, Score
-from tests.conftest import ROOT
 from tests.support.cli import benchlib
+from tests.support.prefect import run_of, serve_deployment, wait_for
 
 DEPLOYMENT = "benchmark/judge-test"
 
 
 @pytest.fixture(scope="module")
 def served(prefect_api: str, tmp_path_factory: pytest.TempPathFactory):
-    log = (tmp_path_factory.mktemp("serve") / "serve.log").open("w")
-    env = dict(os.environ, PREFECT_API_URL=prefect_api, PREFECT_RUNNER_POLL_FREQUENCY="1")
-    code = "from flows.benchmark import benchmark; benchmark.serve(name='judge-test')"
-    process = subprocess.Popen(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, stdout=log, stderr=log
-    )
-    deadline = time.monotonic() + 120
-    with get_client(sync_client=True) as client:
-        while True:
-            try:
-                client.read_deployment_by_name(DEPLOYMENT)
-                break
-            except Exception:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError(f"not served: {Path(log.name).read_text()}") from None
-                time.sleep(0.5)
-    yield prefect_api
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-
-
-def wait_for(flow_run_id, check, timeout_s: float = 240):
-    deadline = time.monotonic() + timeout_s
-    with get_client(sync_client=True) as client:
-        while time.monotonic() < deadline:
-            state = client.read_flow_run(flow_run_id).state
-            if check(state):
-                return state
-            if state.is_final():
-                raise AssertionError(f"flow run ended as {state.name}: {state.message}")
-            time.sleep(0.5)
-    raise AssertionError(f"timed out; last state {state.name}")
-
-
-def run_of(flow_run_id) -> str:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        for run in runs.list_runs(limit=50):
-            if run.flow_run_id == str(flow_run_id):
-                return run.id
-        time.sleep(0.5)
-    raise AssertionError("no benchlib run for the flow run")
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with serve_deployment(prefect_api, DEPLOYMENT.split("/")[1], log):
+        yield prefect_api
 
 
 def test_deployment_suspends_for_judges_and_resumes(served: str, small_config: dict, tmp_path):
