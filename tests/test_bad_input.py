@@ -24,11 +24,13 @@ import pytest
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from benchlib import judging, runs
+from benchlib import fixtures, judging, runs
 from benchlib.cli import main
+from benchlib.db import session
 from benchlib.errors import BenchlibError
 from benchlib.hashing import scenario_hash
 from benchlib.integrity import hashed_entries
+from benchlib.records import Fixture
 from benchlib.suite import load_suite, scenarios_file
 from benchlib.yamldoc import read_yaml
 from tests.conftest import TIPS
@@ -100,6 +102,11 @@ def apply_edit(edit: dict[str, Any], suite: Path, values: dict[str, str]) -> Non
                 item["scores"] = dict(JUDGED)
             data["items"][0]["scores"].update(scores)
             Path(values["judge"]).write_text(json.dumps(data))
+        case {"fixture": {"suite": name, "id": scenario_id, "vars": stored, "now": changed}}:
+            # Stored through benchlib, then changed behind its back (as a stray UPDATE would).
+            fixture = fixtures.create(name, scenario_id, stored)
+            with session() as s:
+                s.get(Fixture, fixture.id).vars = changed
         case {"judge_text": text}:
             Path(values["judge"]).write_text(text)
         case _:
