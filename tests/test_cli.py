@@ -2,46 +2,11 @@
 
 from pathlib import Path
 
-import pytest
-
 from benchlib import runs
 from tests.support.cli import benchlib, config_file
 
-
-def run_count() -> int:
-    return len(runs.list_runs(limit=10_000))
-
-
-@pytest.mark.parametrize(
-    ("args", "expected"),
-    [
-        (["--model", "bogus:x"], "unknown provider 'bogus'"),
-        (["--model", "smollm2"], "expected 'provider:model'"),
-        (["--temperature", "9"], "temperature: Input should be less than or equal to 2"),
-        (["--n-candidates", "0"], "n_candidates"),
-        (["--prompt", "v9"], "unknown prompt version(s) ['v9']"),
-        (["--local-model", "nopath"], "expected ALIAS=PATH"),
-        (["--model", "local:nope"], "local:nope: unknown local model"),
-        (
-            ["--model", "openai:m", "--openai-base-url", "http://127.0.0.1:9/v1"],
-            "unreachable",
-        ),
-    ],
-)
-def test_bad_input_exits_2_with_a_clear_message_and_writes_nothing(args, expected) -> None:
-    before = run_count()
-    result = benchlib("run", "prompts/tips", *args)
-    assert result.returncode == 2, result.stderr
-    assert expected in " ".join(result.stderr.split())
-    assert "Traceback" not in result.stderr
-    assert run_count() == before
-
-
-def test_missing_config_file_and_suite_folder(tmp_path: Path) -> None:
-    result = benchlib("run", "prompts/tips", "--config", str(tmp_path / "none.yaml"))
-    assert result.returncode == 2 and "none.yaml: config file not found" in result.stderr
-    result = benchlib("run", str(tmp_path))
-    assert result.returncode == 2 and "not a suite folder (no suite.yaml)" in result.stderr
+# Bad input (exit 2, the message, nothing written): tests/bad_inputs.yaml, run by
+# tests/test_bad_input.py, some of its cases as a subprocess too.
 
 
 def test_run_prints_the_leaderboard_then_runs_and_show_find_it(
