@@ -2,7 +2,6 @@
 report in a real browser."""
 
 import json
-import shutil
 import uuid
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from benchlib.suite import load_suite
 from benchlib.verdict import EvalReport, evaluate
 from flows.benchmark import benchmark
 from tests.conftest import ROOT, TIPS
+from tests.support.browser import launch, needs_chromium
 from tests.support.cli import benchlib
 from tests.support.crafted import make_run
 
@@ -285,10 +285,7 @@ def test_the_flow_publishes_the_verdict_against_latest(compared_runs) -> None:
     assert runs.get_run(first).eval_report is None
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)")
+@needs_chromium
 def test_html_report_renders_table_and_charts_in_chromium(compared_runs, tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -296,10 +293,7 @@ def test_html_report_renders_table_and_charts_in_chromium(compared_runs, tmp_pat
     result = benchlib("report", compared_runs[1], "--html", str(page_file))
     assert result.returncode == 0, result.stderr
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+        browser = launch(p)
         page = browser.new_page()
         page.goto(page_file.as_uri())
         assert page.locator("#leaderboard tr").count() == 2  # header + one (model, prompt)

@@ -3,7 +3,6 @@ step approved in the Prefect UI (headless Chromium), results in the MLflow serve
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -14,9 +13,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import ROOT
+from tests.support.browser import CHROMIUM, launch
 from tests.support.servers import free_port
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 BIN = Path(sys.executable).parent
 
 
@@ -43,7 +42,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, llm_url: str):
         [sys.executable, "-m", "benchlib.cli", "stack", "down"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    assert "prefect-worker" in down.stdout
+    assert "prefect-worker" in down.stdout and "admin-api" in down.stdout
 
 
 def flow_run_state(api: str, flow_run_id: str) -> str:
@@ -65,10 +64,7 @@ def approve_in_prefect_ui(ui: str, flow_run_id: str) -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+        browser = launch(p)
         page = browser.new_page(viewport={"width": 1300, "height": 1000})
         page.goto(f"{ui}/runs/flow-run/{flow_run_id}")
         page.get_by_role("button", name="Resume").first.click()
@@ -124,3 +120,12 @@ def test_deployment_run_judged_in_the_prefect_ui(stack) -> None:
         "report.html",
         "rubric.json",
     }
+
+    # The admin API the stack started, with the token it keeps.
+    token = (Path(env["BENCHLIB_HOME"]) / "stack" / "api-token").read_text().strip()
+    detail_url = f"{urls['Admin API']}/api/runs/{run['id']}"
+    assert httpx.get(detail_url).status_code == 401
+    detail = httpx.get(detail_url, headers={"Authorization": f"Bearer {token}"}).json()
+    assert detail["status"] == "completed" and detail["flow_run_id"] == flow_run_id
+    assert detail["links"]["mlflow"] == f"{urls['MLflow UI']}/#/runs/{parent.info.run_id}"
+    assert detail["links"]["prefect"] == f"{urls['Prefect UI']}/runs/flow-run/{flow_run_id}"
