@@ -28,6 +28,7 @@ from benchlib import (
     runs,
     scoring,
     stack,
+    tracking_outbox,
     verdict,
 )
 from benchlib.config import BenchmarkConfig, load_config
@@ -228,6 +229,45 @@ def _print_where(run: Any) -> None:
         )
     else:
         console.print(f"MLflow: {uri} experiment {run.experiment!r}, run {run.mlflow_run_id}")
+    behind = tracking_outbox.behind([run.id]).get(run.id, 0)
+    if behind:
+        error = tracking_outbox.last_error(run.id)
+        console.print(
+            f"[yellow]MLflow: {behind} items behind[/]"
+            + (f" (last error: {error[:200]})" if error else "")
+            + f"; push them with `benchlib sync {run.id}`",
+            highlight=False,
+        )
+
+
+def _push_to_mlflow(run_id: str) -> None:
+    """Commands that publish (leaderboard, verdict) wait for MLflow like the end of a run."""
+    run = runs.get_run(run_id)
+    default = BenchmarkConfig.model_fields["mlflow_flush_s"].default
+    behind = tracking_outbox.sync(run.id, run.config.get("mlflow_flush_s", default))
+    if behind:
+        console.print(f"[yellow]MLflow: {behind} items behind[/]: `benchlib sync {run.id}`")
+
+
+@app.command()
+def sync(
+    run_id: str | None = typer.Argument(None, help="Run id (or a unique prefix); default: all."),
+    timeout: float = typer.Option(300.0, "--timeout", help="Give up after this many seconds."),
+) -> None:
+    """Push what MLflow has yet to receive (it was down, or a run ended before it caught up).
+    Exit 0 when MLflow is up to date, 1 when items are still behind."""
+    target = runs.get_run(run_id).id if run_id else None
+    behind = tracking_outbox.sync(target, timeout)
+    scope = f"run {target}" if target else "all runs"
+    if behind:
+        error = tracking_outbox.last_error(target) if target else None
+        console.print(
+            f"MLflow: {behind} items behind for {scope}"
+            + (f" (last error: {error[:200]})" if error else ""),
+            highlight=False,
+        )
+        raise typer.Exit(code=1)
+    console.print(f"MLflow is up to date for {scope}")
 
 
 @app.command("runs")
@@ -236,15 +276,20 @@ def list_runs(
     as_json: bool = typer.Option(False, "--json", help="Print JSON (for scripts and agents)."),
 ) -> None:
     """List benchmark runs."""
+    listed = runs.list_runs(limit)
+    behind = tracking_outbox.behind([r.id for r in listed])
     if as_json:
         fields = {"id", "suite", "experiment", "status", "n_cells", "created_at", "finished_at"}
-        rows = [r.model_dump(mode="json", include=fields) for r in runs.list_runs(limit)]
+        rows = [
+            {**r.model_dump(mode="json", include=fields), "mlflow_behind": behind.get(r.id, 0)}
+            for r in listed
+        ]
         print(json.dumps(rows, indent=2))
         return
     table = Table()
-    for column in ("run", "suite", "experiment", "status", "cells", "created", "models"):
+    for column in ("run", "suite", "experiment", "status", "cells", "created", "models", "MLflow"):
         table.add_column(column)
-    for r in runs.list_runs(limit):
+    for r in listed:
         table.add_row(
             r.id,
             r.suite,
@@ -253,6 +298,7 @@ def list_runs(
             str(r.n_cells),
             f"{r.created_at:%Y-%m-%d %H:%M}",
             ", ".join(r.config.get("models", [])),
+            f"{behind[r.id]} items behind" if r.id in behind else "up to date",
         )
     console.print(table)
 
@@ -302,6 +348,7 @@ def show_leaderboard(
     scoring.score_run(run.id)
     board = reports.publish_leaderboard(run.id)
     print_leaderboard(run.id, board)
+    _push_to_mlflow(run.id)
     if json_file:
         write_file(json_file, json.dumps(board, indent=2))
         console.print(f"leaderboard JSON: {json_file}")
@@ -407,6 +454,7 @@ def refresh(run_id: str) -> None:
     run = runs.get_run(run_id)
     if board is not None:
         print_leaderboard(run.id, board)
+        _push_to_mlflow(run.id)
     elif run.status == RunStatus.awaiting_judge:
         console.print(f"the flow is waiting for judges: `benchlib judge resume {run.id}`")
 

@@ -1,7 +1,8 @@
 """Running one cell: n candidates from one model for one rendered prompt, recorded as a unit.
 
-The database gets the cell, its candidates and every HTTP attempt in one transaction; MLflow gets
-a child run. A provider that keeps failing fails the cell (with its message), not the run.
+The database gets the cell, its candidates, every HTTP attempt and the cell's MLflow child run
+(queued in the outbox, pushed off the cell's path) in one transaction. A provider that keeps
+failing fails the cell (with its message), not the run.
 """
 
 import time
@@ -11,7 +12,7 @@ import jinja2
 from pydantic import BaseModel
 from sqlmodel import delete
 
-from benchlib import cache, events, tracking
+from benchlib import cache, events, tracking_outbox
 from benchlib.db import session
 from benchlib.errors import ProviderError
 from benchlib.grid import CellPlan
@@ -163,22 +164,26 @@ def run_cell(plan: RunContext, cell: CellPlan) -> CellOutcome:
         row.started_at, row.finished_at = started_at, utcnow()
         s.add_all(candidates)
         s.add_all(calls)
-    row.mlflow_run_id = _log_to_mlflow(plan, cell, candidates, calls, wall_s, load_s, error)
-    with session() as s:
-        s.get(Cell, cell.id).mlflow_run_id = row.mlflow_run_id
+        tracking_outbox.enqueue(
+            s,
+            cell.run_id,
+            "cell",
+            _mlflow_payload(cell, candidates, calls, wall_s, load_s, error),
+            cell_id=cell.id,
+        )
     events.emit("cell_done", cell=cell, status=status, error=error)
     return CellOutcome(cell_id=cell.id, status=status, n_candidates=len(candidates), error=error)
 
 
-def _log_to_mlflow(
-    plan: RunContext,
+def _mlflow_payload(
     cell: CellPlan,
     candidates: list[Candidate],
     calls: list[LLMCall],
     wall_s: float,
     load_s: float,
     error: str | None,
-) -> str:
+) -> dict[str, Any]:
+    """The cell's MLflow child run, as the outbox stores it (see benchlib.tracking.push_cell)."""
     produced = [c for c in candidates if c.error is None]
     completion_tokens = sum(c.completion_tokens for c in produced)
     generation_s = sum(c.latency_s for c in produced)
@@ -192,12 +197,9 @@ def _log_to_mlflow(
         "provider_calls": len(calls),
         "failed": float(error is not None),
     }
-    return tracking.log_cell_run(
-        plan.tracking_uri,
-        plan.experiment_id,
-        plan.mlflow_parent_id,
-        name=f"{cell.model} | {cell.prompt_version} | {cell.scenario_id}",
-        params={
+    return {
+        "name": f"{cell.model} | {cell.prompt_version} | {cell.scenario_id}",
+        "params": {
             "model": cell.model,
             "model_digest": cell.model_digest,
             "prompt_version": cell.prompt_version,
@@ -208,23 +210,24 @@ def _log_to_mlflow(
             "cell_identity": cell.identity,
             **cell.params,
         },
-        tags={
+        "tags": {
             "benchlib.run_id": cell.run_id,
             "benchlib.cell_id": cell.id,
             "judge_pending": "true",
             "rubric_version": cell.rubric_version,
             "status": "failed" if error else "completed",
         },
-        metrics=metrics,
-        artifacts={
+        "metrics": metrics,
+        "artifacts": {
             "prompt.json": {
                 "scenario": cell.scenario_vars,
-                "steps": [step.model_dump() for step in cell.steps],
+                "steps": [step.model_dump(mode="json") for step in cell.steps],
             },
             "candidates.json": [
                 c.model_dump(
+                    mode="json",
                     include={"index", "step", "seed", "messages", "text", "parsed"}
-                    | {"parse_error", "error"}
+                    | {"parse_error", "error"},
                 )
                 for c in candidates
             ],
@@ -236,4 +239,4 @@ def _log_to_mlflow(
                 for call in calls
             ],
         },
-    )
+    }

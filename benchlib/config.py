@@ -70,6 +70,12 @@ class BenchmarkConfig(BaseModel):
     mlflow_url: str = Field(
         "", description="MLflow tracking URI; empty = sqlite store under .benchlib/."
     )
+    mlflow_flush_s: float = Field(
+        60.0,
+        ge=0,
+        description="How long the end of a run waits for MLflow to take the backlog; what is "
+        "left stays queued for `benchlib sync`.",
+    )
     no_cache: bool = Field(False, description="Neither read nor write the response cache.")
     refresh: bool = Field(False, description="Call the provider again and refresh the cache.")
     judge: Literal["human", "skip"] = Field(

@@ -184,3 +184,19 @@ class Fixture(SQLModel, table=True):
     hash: str = Field(description="Content hash of `vars`, checked when a run uses it.")
     created_at: datetime = Field(default_factory=utcnow)
     deleted_at: datetime | None = None
+
+
+class MlflowPending(SQLModel, table=True):
+    """What MLflow has yet to receive (the outbox): written in the same transaction as the
+    results it mirrors, deleted once pushed. See benchlib.tracking_outbox."""
+
+    __tablename__ = "mlflowpending"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(foreign_key="run.id", index=True)
+    cell_id: str | None = Field(default=None, foreign_key="cell.id")
+    kind: str = Field(description="run: the parent run; cell: a child run; update: log onto one.")
+    payload: dict[str, Any] = Field(sa_column=Column(JSON))
+    attempts: int = 0
+    last_error: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)

@@ -1,5 +1,5 @@
-"""Publishing a run's leaderboard: on the run record, in MLflow, and as a self-contained HTML
-page with charts (inline SVG: no script or network needed to open it)."""
+"""Publishing a run's leaderboard: on the run record, in MLflow (through the outbox), and as a
+self-contained HTML page with charts (inline SVG: no script or network needed to open it)."""
 
 from pathlib import Path
 from typing import Any
@@ -7,7 +7,7 @@ from typing import Any
 import jinja2
 from sqlmodel import select
 
-from benchlib import judging, scoring, tracking
+from benchlib import judging, scoring, tracking_outbox
 from benchlib.db import session
 from benchlib.leaderboard import build_leaderboard, table_cells
 from benchlib.records import FINISHED, Run, Score
@@ -42,24 +42,21 @@ def publish_leaderboard(run_id: str) -> dict[str, Any]:
     """Compute, store on the run, and log to the MLflow parent run (metrics, JSON, HTML)."""
     run = get_run(run_id)
     board = compute_leaderboard(run)
+    metrics = {"cells": float(run.n_cells)}
+    for row in board["rows"]:
+        prefix = f"{row['model']}/{row['prompt']}"
+        metrics[f"{prefix}/failure_rate"] = row["failure_rate"]
+        for key in ("mean", "ci_low", "ci_high"):
+            if row[key] is not None:
+                metrics[f"{prefix}/{board['metric']}_{key}"] = row[key]
+    finish = {
+        "metrics": metrics,
+        "artifacts": {"leaderboard.json": board, "report.html": render_html(run, board)},
+        "status": "FINISHED",
+    }
     with session() as s:
         s.get(Run, run.id).leaderboard = board
-    if run.mlflow_run_id:
-        metrics = {"cells": float(run.n_cells)}
-        for row in board["rows"]:
-            prefix = f"{row['model']}/{row['prompt']}"
-            metrics[f"{prefix}/failure_rate"] = row["failure_rate"]
-            for key in ("mean", "ci_low", "ci_high"):
-                if row[key] is not None:
-                    metrics[f"{prefix}/{board['metric']}_{key}"] = row[key]
-        tracking.finish_parent_run(
-            tracking.tracking_uri(run.config.get("mlflow_url", "")),
-            run.mlflow_run_id,
-            "completed",
-            metrics,
-            board,
-            render_html(run, board),
-        )
+        tracking_outbox.enqueue(s, run.id, "update", finish)
     return board
 
 
@@ -170,11 +167,8 @@ def publish_verdict(report: EvalReport) -> None:
     """Store the eval report on the run and beside its MLflow parent run."""
     data = report.model_dump(mode="json")
     with session() as s:
-        run = s.get(Run, report.run)
-        run.eval_report = data
-    if run.mlflow_run_id:
-        uri = tracking.tracking_uri(run.config.get("mlflow_url", ""))
-        tracking.client(uri).log_dict(run.mlflow_run_id, data, "eval_report.json")
+        s.get(Run, report.run).eval_report = data
+        tracking_outbox.enqueue(s, report.run, "update", {"artifacts": {"eval_report.json": data}})
 
 
 def verdict_markdown(report: EvalReport) -> str:

@@ -7,7 +7,7 @@ from pydantic import BaseModel
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from benchlib import events, fixtures, tracking
+from benchlib import events, fixtures, tracking_outbox
 from benchlib.config import BenchmarkConfig
 from benchlib.db import session
 from benchlib.errors import BenchlibError, Conflict, NotFound
@@ -23,9 +23,6 @@ class RunContext(BaseModel):
 
     run_id: str
     config: BenchmarkConfig
-    tracking_uri: str
-    experiment_id: str
-    mlflow_parent_id: str
 
 
 class RunPlan(BaseModel):
@@ -90,31 +87,21 @@ def check_run(
 
 
 def plan_run(config: BenchmarkConfig, flow_run_id: str | None = None) -> RunPlan:
-    """Check the run, then record it: the run, its cells (pending) and the MLflow parent run."""
+    """Check the run, then record it in one transaction: the run, its cells (pending) and the
+    MLflow parent run to create (queued: MLflow being down does not stop a run)."""
     run_id = config.run_id or new_run_id()
     suite, cells = check_run(config, run_id)
-
-    uri = tracking.tracking_uri(config.mlflow_url)
-    experiment = experiment_name(config, suite.name)
-    experiment_id = tracking.ensure_experiment(uri, experiment)
-    parent_id = tracking.start_parent_run(
-        uri,
-        experiment_id,
-        run_id,
-        {**config.model_dump(), "n_cells": len(cells)},
-        rubric=suite.rubric.model_dump(mode="json"),
-    )
+    rubric = suite.rubric.model_dump(mode="json")
     with session() as s:
         s.add(
             Run(
                 id=run_id,
                 suite=suite.name,
-                experiment=experiment,
+                experiment=experiment_name(config, suite.name),
                 config=config.model_dump(mode="json"),
-                rubric=suite.rubric.model_dump(mode="json"),
+                rubric=rubric,
                 n_cells=len(cells),
                 flow_run_id=flow_run_id,
-                mlflow_run_id=parent_id,
             )
         )
         s.flush()
@@ -130,13 +117,12 @@ def plan_run(config: BenchmarkConfig, flow_run_id: str | None = None) -> RunPlan
             )
             for cell in cells
         )
-    context = RunContext(
-        run_id=run_id,
-        config=config,
-        tracking_uri=uri,
-        experiment_id=experiment_id,
-        mlflow_parent_id=parent_id,
-    )
+        parent = {
+            "params": {**config.model_dump(mode="json"), "n_cells": len(cells)},
+            "rubric": rubric,
+        }
+        tracking_outbox.enqueue(s, run_id, "run", parent)
+    context = RunContext(run_id=run_id, config=config)
     events.emit("planned", run_id=run_id, cells=len(cells))
     return RunPlan(context=context, cells=cells)
 

@@ -9,7 +9,7 @@ from collections import defaultdict
 
 from sqlmodel import delete
 
-from benchlib import judging, tracking
+from benchlib import judging, tracking_outbox
 from benchlib.db import session
 from benchlib.records import Candidate, Cell, Judgement, Run, Score, utcnow
 from benchlib.rubric import Rubric
@@ -117,22 +117,22 @@ def score_run(run_id: str) -> int:
         cell.id: score_cell(suite, rubric, scorers, cell, per_cell[cell.id], human)
         for cell in cells
     }
+    step_of = {c.id: c.step for rows in per_cell.values() for c in rows}
+    judged = {j.candidate_id for j in judgements}
     with session() as s:
         s.exec(delete(Score).where(Score.run_id == run.id))
         for rows in scores_by_cell.values():
             s.add_all(rows)
         s.get(Run, run.id).scored_at = utcnow()
-
-    uri = tracking.tracking_uri(run.config.get("mlflow_url", ""))
-    step_of = {c.id: c.step for rows in per_cell.values() for c in rows}
-    judged = {j.candidate_id for j in judgements}
-    for cell in cells:
-        if cell.mlflow_run_id and scores_by_cell[cell.id]:
-            metrics = _cell_metrics(cell, scores_by_cell[cell.id], step_of)
-            final = [c for c in per_cell[cell.id] if c.step == cell.steps[-1] and not c.error]
-            pending = any(c.id not in judged for c in final)
-            tag = {"judge_pending": "true" if pending else "false"}
-            tracking.log_metrics(uri, cell.mlflow_run_id, metrics, tags=tag)
+        for cell in cells:
+            if scores_by_cell[cell.id]:
+                final = [c for c in per_cell[cell.id] if c.step == cell.steps[-1] and not c.error]
+                pending = any(c.id not in judged for c in final)
+                update = {
+                    "metrics": _cell_metrics(cell, scores_by_cell[cell.id], step_of),
+                    "tags": {"judge_pending": "true" if pending else "false"},
+                }
+                tracking_outbox.enqueue(s, run.id, "update", update, cell_id=cell.id)
     return sum(len(rows) for rows in scores_by_cell.values())
 
 

@@ -1,19 +1,32 @@
 """MLflow: one experiment per `experiment`, a parent run per benchmark run, a child run per cell.
 
-The database is the durable record; MLflow is where people browse. Everything for a cell goes
-in one `log_batch` plus its artifacts (real files, not tags: tags are cut at 8000 characters).
+The database is the durable record; MLflow is where people browse. Nothing here is called on a
+cell's critical path: benchlib.tracking_outbox queues what MLflow should get and pushes it from
+a background thread (or `benchlib sync`). Every push is idempotent: a run is looked up by its
+benchlib tags before it is created, so a retried push never makes a second MLflow run.
 """
 
 import json
+import os
+import tempfile
 import time
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from benchlib.settings import default_mlflow_uri, mlflow_artifact_root
+
+# MLflow retries a failed request for minutes by default; the outbox retries instead, so an
+# outage costs one failed request, not a stalled pusher.
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
+RUN_TAG = "benchlib.run_id"
+CELL_TAG = "benchlib.cell_id"
+KIND_TAG = "benchlib.kind"
 
 
 def tracking_uri(mlflow_url: str) -> str:
@@ -22,10 +35,13 @@ def tracking_uri(mlflow_url: str) -> str:
 
 @cache
 def client(uri: str) -> MlflowClient:
+    for name, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(name, value)
     return MlflowClient(tracking_uri=uri)
 
 
-def ensure_experiment(uri: str, name: str) -> str:
+@cache
+def experiment_id(uri: str, name: str) -> str:
     mlflow = client(uri)
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is not None:
@@ -39,72 +55,89 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def start_parent_run(
-    uri: str, experiment_id: str, run_id: str, params: dict[str, Any], rubric: dict[str, Any]
-) -> str:
+def _create_run(
+    uri: str, experiment: str, tags: dict[str, str], identity: dict[str, str], retried: bool
+) -> tuple[str, str]:
+    """(run id, artifact uri) of a new run tagged with `identity` — or of the one an earlier,
+    interrupted push created. Only an entry tried before can have left one: look up only then."""
     mlflow = client(uri)
-    run = mlflow.create_run(
-        experiment_id,
-        run_name=f"benchmark-{run_id}",
-        tags={"benchlib.run_id": run_id, "benchlib.kind": "benchmark"},
-    )
-    mlflow.log_batch(
-        run.info.run_id,
-        params=[Param(key, str(value)[:6000]) for key, value in params.items()],
-        tags=[RunTag("rubric_version", rubric["version"])],
-    )
-    mlflow.log_dict(run.info.run_id, rubric, "rubric.json")
-    return run.info.run_id
+    if retried:
+        query = " and ".join(f"tags.`{key}` = '{value}'" for key, value in identity.items())
+        found = mlflow.search_runs([experiment], query, max_results=1)
+        if found:
+            return found[0].info.run_id, found[0].info.artifact_uri
+    run = mlflow.create_run(experiment, tags={**identity, **tags})
+    return run.info.run_id, run.info.artifact_uri
 
 
-def log_cell_run(
-    uri: str,
-    experiment_id: str,
-    parent_id: str,
-    name: str,
-    params: dict[str, Any],
-    tags: dict[str, str],
-    metrics: dict[str, float],
-    artifacts: dict[str, Any],
-) -> str:
-    """A finished child run: params, tags and metrics in one batch, then the JSON artifacts."""
-    mlflow = client(uri)
-    run = mlflow.create_run(
-        experiment_id, tags={MLFLOW_PARENT_RUN_ID: parent_id, MLFLOW_RUN_NAME: name, **tags}
-    )
-    now = _now_ms()
-    mlflow.log_batch(
-        run.info.run_id,
-        params=[Param(key, str(value)) for key, value in params.items()],
-        metrics=[Metric(key, float(value), now, 0) for key, value in metrics.items()],
-    )
-    for file_name, content in artifacts.items():
-        mlflow.log_dict(run.info.run_id, content, file_name)
-    mlflow.set_terminated(run.info.run_id)
-    return run.info.run_id
+def _write_artifacts(uri: str, artifact_uri: str, artifacts: dict[str, Any]) -> None:
+    """All files in one upload call; JSON files are dumped, text (HTML) is written as is."""
+    if not artifacts:
+        return
+    with tempfile.TemporaryDirectory(prefix="benchlib-mlflow-") as folder:
+        for name, content in artifacts.items():
+            text = content if isinstance(content, str) else json.dumps(content, indent=2)
+            Path(folder, name).write_text(text)
+        get_artifact_repository(artifact_uri, tracking_uri=uri).log_artifacts(folder)
 
 
-def log_metrics(
-    uri: str, mlflow_run_id: str, metrics: dict[str, float], tags: dict[str, str] | None = None
-) -> None:
-    now = _now_ms()
+def push_parent(uri: str, experiment: str, run_id: str, payload: dict[str, Any], retried: bool):
+    """The benchmark run's parent run: config as params, the rubric as an artifact."""
+    mlflow_id, artifact_uri = _create_run(
+        uri,
+        experiment_id(uri, experiment),
+        {MLFLOW_RUN_NAME: f"benchmark-{run_id}"},
+        {RUN_TAG: run_id, KIND_TAG: "benchmark"},
+        retried,
+    )
     client(uri).log_batch(
-        mlflow_run_id,
-        metrics=[Metric(key, float(value), now, 0) for key, value in metrics.items()],
-        tags=[RunTag(key, value) for key, value in (tags or {}).items()],
+        mlflow_id,
+        params=[Param(key, str(value)[:6000]) for key, value in payload["params"].items()],
+        tags=[RunTag("rubric_version", payload["rubric"]["version"])],
     )
+    _write_artifacts(uri, artifact_uri, {"rubric.json": payload["rubric"]})
+    return mlflow_id
 
 
-def finish_parent_run(
-    uri: str,
-    parent_id: str,
-    status: str,
-    metrics: dict[str, float],
-    leaderboard: dict[str, Any],
-    report_html: str,
-) -> None:
+def push_cell(
+    uri: str, experiment: str, parent_id: str, cell_id: str, payload: dict[str, Any], retried: bool
+) -> str:
+    """A finished child run: params, tags and metrics in one batch, the JSON artifacts in one
+    upload, then terminated."""
     mlflow = client(uri)
-    log_metrics(uri, parent_id, metrics)
-    mlflow.log_text(parent_id, json.dumps(leaderboard, indent=2), "leaderboard.json")
-    mlflow.log_text(parent_id, report_html, "report.html")
-    mlflow.set_terminated(parent_id, status="FINISHED" if status == "completed" else "FAILED")
+    mlflow_id, artifact_uri = _create_run(
+        uri,
+        experiment_id(uri, experiment),
+        {MLFLOW_PARENT_RUN_ID: parent_id, MLFLOW_RUN_NAME: payload["name"], **payload["tags"]},
+        {CELL_TAG: cell_id, KIND_TAG: "cell"},
+        retried,
+    )
+    now = _now_ms()
+    mlflow.log_batch(
+        mlflow_id,
+        params=[Param(key, str(value)) for key, value in payload["params"].items()],
+        metrics=[Metric(key, float(value), now, 0) for key, value in payload["metrics"].items()],
+    )
+    _write_artifacts(uri, artifact_uri, payload["artifacts"])
+    mlflow.set_terminated(mlflow_id)
+    return mlflow_id
+
+
+def push_update(uri: str, mlflow_id: str, payload: dict[str, Any]) -> None:
+    """Metrics and tags onto an existing run (scores, judge state), artifacts, and, when the
+    payload says so, its final status. Logging the same values again is harmless."""
+    mlflow = client(uri)
+    now = _now_ms()
+    metrics = payload.get("metrics", {})
+    tags = payload.get("tags", {})
+    if metrics or tags:
+        mlflow.log_batch(
+            mlflow_id,
+            metrics=[Metric(key, float(value), now, 0) for key, value in metrics.items()],
+            tags=[RunTag(key, value) for key, value in tags.items()],
+        )
+    if payload.get("artifacts"):
+        artifact_uri = mlflow.get_run(mlflow_id).info.artifact_uri
+        _write_artifacts(uri, artifact_uri, payload["artifacts"])
+    if payload.get("status"):
+        mlflow.set_terminated(mlflow_id, status=payload["status"])

@@ -19,7 +19,7 @@ from benchlib.recovery import record_process
 from flows.compare import compare
 from flows.judge import await_judgements
 from flows.scoring import scoring
-from tasks.benchmark import mark_run, plan, release_model, run_cell
+from tasks.benchmark import mark_run, plan, push_to_mlflow, release_model, run_cell
 
 
 @flow(
@@ -47,6 +47,7 @@ def benchmark(
     openai_api_key_env: str = "OPENAI_API_KEY",
     local_models: dict[str, str] = {},  # noqa: B006
     mlflow_url: str = "",
+    mlflow_flush_s: float = 60.0,
     no_cache: bool = False,
     refresh: bool = False,
     judge: Literal["human", "skip"] = "human",
@@ -79,6 +80,8 @@ def benchmark(
         openai_api_key_env: Environment variable holding the OpenAI-compatible API key.
         local_models: Extra `local:` aliases: alias -> GGUF file path.
         mlflow_url: MLflow tracking URI; empty = sqlite store under .benchlib/.
+        mlflow_flush_s: How long the end of a run waits for MLflow to take the backlog; what is
+            left stays queued for `benchlib sync`.
         no_cache: Neither read nor write the response cache.
         refresh: Call the provider again and refresh the cache.
         judge: human: wait for judgements (a deployment suspends; the CLI offers terminal
@@ -108,6 +111,7 @@ def benchmark(
                 finally:
                     release_model(run.context, block[0].model)
         if config.judge == "human" and deployment.get_id():
+            push_to_mlflow(run_id, config.mlflow_flush_s)
             await_judgements(run_id, config.judge_timeout_s)
         mark_run(run_id, RunStatus.scoring)
         scoring(run_id)
@@ -122,6 +126,7 @@ def benchmark(
         mark_run(run_id, RunStatus.completed_with_failures, summary)
     else:
         mark_run(run_id, RunStatus.completed)
+    push_to_mlflow(run_id, config.mlflow_flush_s)
     print(
         f"benchmark run {run_id}: {len(run.cells)} cells ({failed} failed), "
         f"{len(board['rows'])} leaderboard rows"

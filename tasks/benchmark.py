@@ -13,6 +13,7 @@ from benchlib import (
     reports,
     runs,
     scoring,
+    tracking_outbox,
     verdict,
 )
 from benchlib.config import BenchmarkConfig
@@ -60,6 +61,19 @@ def release_model(context: RunContext, model: str) -> None:
     llama.cpp server stops. Reached through the `providers` module: a worker pickles this
     function by value, and the server pool (it holds a lock) cannot be pickled."""
     providers.provider_for(ModelSpec.parse(model), context.config).unload()
+
+
+@task(cache_policy=NO_CACHE)
+def push_to_mlflow(run_id: str, timeout_s: float) -> int:
+    """Wait up to `timeout_s` for MLflow to take the run's backlog; returns what is left (the
+    run does not fail for it: `benchlib sync` pushes the rest). Not cached: a resumed flow run
+    has new entries to push."""
+    behind = tracking_outbox.sync(run_id, timeout_s)
+    if behind:
+        get_run_logger().warning(
+            f"MLflow is {behind} item(s) behind for run {run_id}: `benchlib sync {run_id}`"
+        )
+    return behind
 
 
 @task(persist_result=True)

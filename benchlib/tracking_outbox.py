@@ -1,0 +1,281 @@
+"""The MLflow outbox: the database first, MLflow when it can.
+
+Whatever MLflow should get is written as a `mlflowpending` row in the same transaction as the
+results it mirrors, so a cell never waits for MLflow and an MLflow outage loses nothing. A
+background thread (started once per process, at the first entry) pushes the rows in batches and
+deletes them once MLflow has them; while the tracking server is down it backs off and retries.
+`sync` pushes the backlog in the caller's thread (the end of a run, `benchlib sync`). A file
+lock keeps two processes from pushing the same rows; pushes are idempotent (see
+benchlib.tracking), so a push cut short and repeated never duplicates an MLflow run.
+"""
+
+import fcntl
+import logging
+import random
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Any, Literal
+
+import httpx
+from sqlalchemy import event, func
+from sqlmodel import Session, col, delete, select
+from tenacity import (
+    RetryError,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from benchlib import tracking
+from benchlib.db import session
+from benchlib.records import Cell, MlflowPending, Run
+from benchlib.settings import home
+
+BATCH = 200
+IDLE_S = 5.0
+log = logging.getLogger(__name__)
+Kind = Literal["run", "cell", "update"]
+
+
+class MlflowUnavailable(Exception):
+    """The tracking server does not answer: stop pushing, retry later."""
+
+
+def enqueue(
+    s: Session, run_id: str, kind: Kind, payload: dict[str, Any], cell_id: str | None = None
+) -> None:
+    """Add an entry inside the caller's transaction; the pusher hears of it once it commits."""
+    s.add(MlflowPending(run_id=run_id, cell_id=cell_id, kind=kind, payload=payload))
+    if not event.contains(s, "after_commit", _wake_pusher):
+        event.listen(s, "after_commit", _wake_pusher)
+
+
+def behind(run_ids: list[str]) -> dict[str, int]:
+    """Entries not yet in MLflow, per run (runs that are up to date are absent)."""
+    with session() as s:
+        query = select(MlflowPending.run_id, func.count()).where(
+            col(MlflowPending.run_id).in_(run_ids)
+        )
+        return dict(s.exec(query.group_by(MlflowPending.run_id)).all())
+
+
+def last_error(run_id: str) -> str | None:
+    with session() as s:
+        query = select(MlflowPending.last_error).where(
+            MlflowPending.run_id == run_id, col(MlflowPending.last_error).is_not(None)
+        )
+        return s.exec(query.order_by(col(MlflowPending.id).desc()).limit(1)).first()
+
+
+@contextmanager
+def _push_lock() -> Iterator[None]:
+    """One pusher at a time across processes (the worker, the CLI, another run)."""
+    with open(home() / "mlflow-outbox.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _reachable(uri: str) -> bool:
+    """Tells an outage (retry the lot later) from an entry MLflow refuses (skip it)."""
+    if not uri.startswith("http"):
+        return True
+    try:
+        return httpx.get(f"{uri.rstrip('/')}/health", timeout=5).is_success
+    except httpx.HTTPError:
+        return False
+
+
+class _Batch:
+    """What a drain learned: MLflow ids to store, entries done, entries refused."""
+
+    def __init__(self) -> None:
+        self.parents: dict[str, str] = {}
+        self.cells: dict[str, str] = {}
+        self.done: list[int] = []
+        self.errors: dict[int, str] = {}
+
+
+def _push(entry: MlflowPending, run: Run, batch: _Batch) -> None:
+    uri = tracking.tracking_uri(run.config.get("mlflow_url", ""))
+    retried = entry.attempts > 1
+    if entry.kind == "run":
+        batch.parents[run.id] = tracking.push_parent(
+            uri, run.experiment, run.id, entry.payload, retried
+        )
+        return
+    parent = batch.parents.get(run.id) or run.mlflow_run_id
+    if parent is None:
+        raise RuntimeError(f"run {run.id} has no MLflow parent run yet")
+    if entry.kind == "cell":
+        assert entry.cell_id is not None
+        batch.cells[entry.cell_id] = tracking.push_cell(
+            uri, run.experiment, parent, entry.cell_id, entry.payload, retried
+        )
+        return
+    target = parent
+    if entry.cell_id is not None:
+        target = batch.cells.get(entry.cell_id) or _cell_mlflow_id(entry.cell_id)
+    tracking.push_update(uri, target, entry.payload)
+
+
+def _cell_mlflow_id(cell_id: str) -> str:
+    with session() as s:
+        mlflow_id = s.get(Cell, cell_id).mlflow_run_id
+    if mlflow_id is None:
+        raise RuntimeError(f"cell {cell_id} has no MLflow run yet")
+    return mlflow_id
+
+
+def _drain_batch(run_id: str | None, skip: set[int]) -> int:
+    """Push up to BATCH entries, oldest first; returns how many were taken (0: nothing left).
+
+    Attempts are counted before pushing, so an entry cut short by a crash is looked up in
+    MLflow, not created again, on its next push.
+    """
+    with _push_lock():
+        with session() as s:
+            query = select(MlflowPending).where(col(MlflowPending.id).not_in(skip))
+            if run_id is not None:
+                query = query.where(MlflowPending.run_id == run_id)
+            entries = list(s.exec(query.order_by(MlflowPending.id).limit(BATCH)))
+            for entry in entries:
+                entry.attempts += 1
+            runs = {r.id: r for r in s.exec(select(Run).where(col(Run.id).in_(_run_ids(entries))))}
+        batch = _Batch()
+        try:
+            for entry in entries:
+                try:
+                    _push(entry, runs[entry.run_id], batch)
+                except Exception as exc:
+                    batch.errors[entry.id] = f"{type(exc).__name__}: {exc}"[:2000]
+                    uri = tracking.tracking_uri(runs[entry.run_id].config.get("mlflow_url", ""))
+                    if not _reachable(uri):
+                        raise MlflowUnavailable(f"MLflow at {uri} is unreachable") from exc
+                    skip.add(entry.id)  # refused by a live server: leave it, push the rest
+                    continue
+                batch.done.append(entry.id)
+        finally:
+            _record(batch)
+    return len(entries)
+
+
+def _run_ids(entries: list[MlflowPending]) -> set[str]:
+    return {entry.run_id for entry in entries}
+
+
+def _record(batch: _Batch) -> None:
+    """One transaction: what was pushed leaves the outbox, the MLflow ids land on the rows."""
+    with session() as s:
+        if batch.done:
+            s.exec(delete(MlflowPending).where(col(MlflowPending.id).in_(batch.done)))
+        for entry_id, error in batch.errors.items():
+            s.get(MlflowPending, entry_id).last_error = error
+        for run_id, mlflow_id in batch.parents.items():
+            s.get(Run, run_id).mlflow_run_id = mlflow_id
+        for cell_id, mlflow_id in batch.cells.items():
+            s.get(Cell, cell_id).mlflow_run_id = mlflow_id
+
+
+def _runs_behind(run_id: str | None) -> list[tuple[str, str]]:
+    """(run id, tracking URI) of the runs with entries, oldest entry first."""
+    with session() as s:
+        query = select(MlflowPending.run_id)
+        if run_id is not None:
+            query = query.where(MlflowPending.run_id == run_id)
+        query = query.group_by(MlflowPending.run_id).order_by(func.min(MlflowPending.id))
+        ids = list(s.exec(query))
+        configs = dict(s.exec(select(Run.id, Run.config).where(col(Run.id).in_(ids))).all())
+    return [(run, tracking.tracking_uri(configs[run].get("mlflow_url", ""))) for run in ids]
+
+
+def _drain(run_id: str | None, resting: set[str] | frozenset[str] = frozenset()) -> set[str]:
+    """Push run by run until nothing is left but entries a live server refused; returns the
+    tracking URIs found down (their runs wait; the others' go on). URIs in `resting` are not
+    tried."""
+    down: set[str] = set()
+    for run, uri in _runs_behind(run_id):
+        if uri in resting or uri in down:
+            continue
+        skip: set[int] = set()
+        try:
+            while _drain_batch(run, skip):
+                pass
+        except MlflowUnavailable:
+            down.add(uri)
+    return down
+
+
+def sync(run_id: str | None, timeout_s: float) -> int:
+    """Push the backlog (of one run, or all), retrying outages with backoff until `timeout_s`
+    has passed; returns how many entries are still behind."""
+
+    def attempt() -> None:
+        if down := _drain(run_id):
+            raise MlflowUnavailable(f"MLflow unreachable at {', '.join(sorted(down))}")
+
+    with suppress(RetryError):
+        Retrying(
+            stop=stop_after_delay(timeout_s),
+            wait=wait_exponential_jitter(initial=0.5, max=10),
+            retry=retry_if_exception_type(MlflowUnavailable),
+        )(attempt)
+    with session() as s:
+        query = select(func.count()).select_from(MlflowPending)
+        if run_id is not None:
+            query = query.where(MlflowPending.run_id == run_id)
+        return s.exec(query).one()
+
+
+class _Pusher:
+    """The background thread: drains whenever entries arrive (or every IDLE_S)."""
+
+    def __init__(self) -> None:
+        self._wake = threading.Event()
+        self._start = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def wake(self) -> None:
+        with self._start:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._loop, name="benchlib-mlflow-pusher", daemon=True
+                )
+                self._thread.start()
+        self._wake.set()
+
+    def _loop(self) -> None:
+        """A tracking server found down rests (1, 2, 4 … 30 s, jittered) before it is tried
+        again; runs logging elsewhere keep being pushed meanwhile."""
+        failures: dict[str, int] = {}
+        retry_at: dict[str, float] = {}
+        while True:
+            self._wake.wait(min([IDLE_S, *(t - time.monotonic() for t in retry_at.values())]))
+            self._wake.clear()
+            now = time.monotonic()
+            try:
+                down = _drain(None, {uri for uri, at in retry_at.items() if at > now})
+            except Exception:
+                log.exception("MLflow push failed; the entries stay queued")
+                time.sleep(IDLE_S)
+                continue
+            for uri in [uri for uri, at in retry_at.items() if at <= now and uri not in down]:
+                failures.pop(uri, None)
+                retry_at.pop(uri)
+            for uri in down:
+                failures[uri] = failures.get(uri, 0) + 1
+                rest = min(30.0, 2.0 ** (failures[uri] - 1)) * random.uniform(0.5, 1.0)
+                retry_at[uri] = now + rest
+                log.warning("MLflow at %s is down; next try in %.0f s", uri, rest)
+
+
+_pusher = _Pusher()
+
+
+def _wake_pusher(_session: Session) -> None:
+    _pusher.wake()
