@@ -11,6 +11,7 @@ A second suite needs no code: only these files.
 
 import itertools
 import json
+from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -27,6 +28,13 @@ from benchlib.rubric import Rubric
 from benchlib.yamldoc import YamlDoc, read_yaml
 
 _JINJA = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+
+
+@cache
+def _template(source: str) -> jinja2.Template:
+    """Compiled once per process: compiling cost more than rendering, for every cell."""
+    return _JINJA.from_string(source)
+
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -119,10 +127,8 @@ class Step(BaseModel):
     def render(self, context: dict[str, Any]) -> list[dict[str, str]]:
         messages = []
         if self.system:
-            messages.append(
-                {"role": "system", "content": _JINJA.from_string(self.system).render(context)}
-            )
-        messages.append({"role": "user", "content": _JINJA.from_string(self.user).render(context)})
+            messages.append({"role": "system", "content": _template(self.system).render(context)})
+        messages.append({"role": "user", "content": _template(self.user).render(context)})
         return messages
 
 

@@ -8,8 +8,10 @@ benchlib tags before it is created, so a retried push never makes a second MLflo
 
 import json
 import os
+import sqlite3
 import tempfile
 import time
+from contextlib import closing
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -37,7 +39,19 @@ def tracking_uri(mlflow_url: str) -> str:
 def client(uri: str) -> MlflowClient:
     for name, value in HTTP_DEFAULTS.items():
         os.environ.setdefault(name, value)
-    return MlflowClient(tracking_uri=uri)
+    mlflow = MlflowClient(tracking_uri=uri)
+    if uri.startswith("sqlite:///"):
+        _wal(mlflow, uri.removeprefix("sqlite:///"))
+    return mlflow
+
+
+def _wal(mlflow: MlflowClient, path: str) -> None:
+    """MLflow's sqlite store commits in rollback-journal mode, several syncs per call; WAL
+    (a property of the file, kept once set) pushes ~1.4× faster here and lets readers (the UI)
+    read while the pusher writes. The store is created first, so it is not ours half-made."""
+    mlflow.search_experiments(max_results=1)
+    with closing(sqlite3.connect(path, timeout=30)) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
 
 
 @cache

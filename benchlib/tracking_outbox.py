@@ -32,10 +32,9 @@ from tenacity import (
 from benchlib import tracking
 from benchlib.db import session
 from benchlib.records import Cell, MlflowPending, Run
-from benchlib.settings import home
+from benchlib.settings import database_url, home
 
 BATCH = 200
-IDLE_S = 5.0
 log = logging.getLogger(__name__)
 Kind = Literal["run", "cell", "update"]
 
@@ -233,15 +232,20 @@ def sync(run_id: str | None, timeout_s: float) -> int:
 
 
 class _Pusher:
-    """The background thread: drains whenever entries arrive (or every IDLE_S)."""
+    """The background thread: drains whenever entries are committed, and retries a tracking
+    server found down after a rest (1, 2, 4 … 30 s, jittered); runs logging elsewhere keep
+    being pushed meanwhile. It serves the database it was woken for: should the process turn
+    to another one (a test session ending), what is left waits for `benchlib sync`."""
 
     def __init__(self) -> None:
         self._wake = threading.Event()
         self._start = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._database = ""
 
     def wake(self) -> None:
         with self._start:
+            self._database = database_url()
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._loop, name="benchlib-mlflow-pusher", daemon=True
@@ -250,28 +254,30 @@ class _Pusher:
         self._wake.set()
 
     def _loop(self) -> None:
-        """A tracking server found down rests (1, 2, 4 … 30 s, jittered) before it is tried
-        again; runs logging elsewhere keep being pushed meanwhile."""
         failures: dict[str, int] = {}
         retry_at: dict[str, float] = {}
         while True:
-            self._wake.wait(min([IDLE_S, *(t - time.monotonic() for t in retry_at.values())]))
+            rest = min(retry_at.values(), default=None)
+            self._wake.wait(None if rest is None else max(0.0, rest - time.monotonic()))
             self._wake.clear()
+            if database_url() != self._database:
+                failures.clear()
+                retry_at.clear()
+                continue
             now = time.monotonic()
             try:
                 down = _drain(None, {uri for uri, at in retry_at.items() if at > now})
             except Exception:
                 log.exception("MLflow push failed; the entries stay queued")
-                time.sleep(IDLE_S)
                 continue
             for uri in [uri for uri, at in retry_at.items() if at <= now and uri not in down]:
                 failures.pop(uri, None)
                 retry_at.pop(uri)
             for uri in down:
                 failures[uri] = failures.get(uri, 0) + 1
-                rest = min(30.0, 2.0 ** (failures[uri] - 1)) * random.uniform(0.5, 1.0)
-                retry_at[uri] = now + rest
-                log.warning("MLflow at %s is down; next try in %.0f s", uri, rest)
+                pause = min(30.0, 2.0 ** (failures[uri] - 1)) * random.uniform(0.5, 1.0)
+                retry_at[uri] = now + pause
+                log.warning("MLflow at %s is down; next try in %.0f s", uri, pause)
 
 
 _pusher = _Pusher()
