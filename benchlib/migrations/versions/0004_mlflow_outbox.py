@@ -1,15 +1,15 @@
 """The MLflow outbox (`mlflowpending`): what MLflow has yet to receive, written with the
 results it mirrors (see benchlib.tracking_outbox).
 
-Revision 0003, on top of 0002.
+Revision 0004, on top of 0003.
 """
 
 import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 
 
 def upgrade() -> None:
