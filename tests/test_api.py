@@ -17,9 +17,10 @@ from sqlmodel import select
 from benchlib import fixtures, reports, runs
 from benchlib.api.app import create_app
 from benchlib.api.settings import ApiSettings
+from benchlib.config import build_config
 from benchlib.db import session
 from benchlib.hashing import scenario_hash
-from benchlib.records import Fixture, Judgement
+from benchlib.records import Fixture, Judgement, Run
 from tests.conftest import TIPS
 from tests.support.cli import benchlib
 from tests.support.crafted import make_run
@@ -237,8 +238,6 @@ def test_unexpected_errors_are_a_generic_500(api: str, caplog) -> None:
     """A run whose stored rubric is corrupt: the reply and the log name no content."""
     make_run("api-crafted-broken", [{"scenario": "a"}])
     with session() as s:
-        from benchlib.records import Run
-
         s.get(Run, "api-crafted-broken").rubric = {"secret": "sk-do-not-show"}
     reply = httpx.get(f"{api}/api/runs/api-crafted-broken/judging", headers=RIGHT)
     assert reply.status_code == 500
@@ -297,8 +296,6 @@ def test_a_run_uses_its_suites_fixtures_and_checks_their_hash(api: str, small_co
     vars_ = {"persona": "a baker", "tasks": "bread at 4:00", "time_slot": "Monday 3:30"}
     fixtures.create("tips", "baker-early", vars_)
     fixtures.create("tips", "baker-late", vars_ | {"time_slot": "Friday 22:00"})
-    from benchlib.config import build_config
-
     _, cells = runs.check_run(build_config(config), "check")
     assert {cell.scenario_id for cell in cells} == {"baker-early", "baker-late"}
     assert {cell.scenario_hash for cell in cells} >= {scenario_hash(vars_)[:16]}
