@@ -220,7 +220,11 @@ def _print_where(run: Any) -> None:
     from benchlib.tracking import tracking_uri
 
     uri = tracking_uri(run.config.get("mlflow_url", ""))
-    console.print(f"run id: [bold]{run.id}[/]  status: {run.status}  cells: {run.n_cells}")
+    loads, load_s = runs.model_loads(run.id)
+    console.print(
+        f"run id: [bold]{run.id}[/]  status: {run.status}  cells: {run.n_cells}  "
+        f"model loads: {loads} ({load_s:.1f} s)"
+    )
     console.print(f"details: benchlib show {run.id}")
     if uri.startswith("sqlite"):
         console.print(

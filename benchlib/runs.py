@@ -226,6 +226,15 @@ def run_cells(run_id: str) -> list[Cell]:
         return list(s.exec(select(Cell).where(Cell.run_id == run_id).order_by(Cell.index)))
 
 
+def model_loads(run_id: str) -> tuple[int, float]:
+    """How often the run loaded a model, and the seconds spent: the cell that had to load its
+    model records the load time, the cells after it in the block record 0."""
+    with session() as s:
+        query = select(Cell.model_load_s).where(Cell.run_id == run_id, Cell.model_load_s > 0)
+        times = list(s.exec(query))
+    return len(times), sum(times)
+
+
 def run_candidates(run_id: str) -> list[Candidate]:
     with session() as s:
         query = select(Candidate).where(Candidate.run_id == run_id)

@@ -10,6 +10,7 @@ from prefect import flow, unmapped
 from prefect.runtime import deployment, flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from benchlib import runs
 from benchlib.collect import CellOutcome
 from benchlib.config import build_config
 from benchlib.grid import model_blocks
@@ -127,8 +128,9 @@ def benchmark(
     else:
         mark_run(run_id, RunStatus.completed)
     push_to_mlflow(run_id, config.mlflow_flush_s)
+    loads, load_s = runs.model_loads(run_id)
     print(
         f"benchmark run {run_id}: {len(run.cells)} cells ({failed} failed), "
-        f"{len(board['rows'])} leaderboard rows"
+        f"{len(board['rows'])} leaderboard rows, {loads} model load(s) in {load_s:.1f} s"
     )
     return {"run_id": run_id, "leaderboard": board}

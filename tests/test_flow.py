@@ -14,7 +14,7 @@ from benchlib import events, runs, tracking
 from benchlib.config import build_config
 from benchlib.db import session
 from benchlib.errors import BenchlibError
-from benchlib.providers.local import embedded_model_path
+from benchlib.providers.local import embedded_model_path, servers
 from benchlib.records import LLMCall, RunStatus, Score
 from flows.benchmark import benchmark
 from tests.support.faults import fault_proxy, http_error
@@ -118,12 +118,17 @@ def test_prefect_shows_the_flow_run_and_its_leaderboard(small_run: str) -> None:
     assert any(a.key == "leaderboard" and small_run in a.description for a in artifacts)
 
 
-def test_two_models_run_model_major_one_cell_at_a_time(prefect_api: str, tmp_path: Path) -> None:
+def test_models_run_model_major_one_cell_at_a_time_one_load_each(
+    prefect_api: str, tmp_path: Path
+) -> None:
+    """Three models, listed out of order: each is loaded once (preflight reads the file and
+    starts no server), its cells run back to back, and the run records the three loads."""
     path = str(embedded_model_path())
+    started = servers.loads
     run_id = run_flow(
         {
-            "models": ["local:smol-a", "local:smol-b"],
-            "local_models": {"smol-a": path, "smol-b": path},
+            "models": ["local:smol-b", "local:smol-a", "local:smol-c"],
+            "local_models": {"smol-a": path, "smol-b": path, "smol-c": path},
             "prompts": ["v1"],
             "n_scenarios": 2,
             "n_candidates": 1,
@@ -132,9 +137,14 @@ def test_two_models_run_model_major_one_cell_at_a_time(prefect_api: str, tmp_pat
         }
     )
     cells = sorted(runs.run_cells(run_id), key=lambda c: c.started_at)
-    assert [c.model for c in cells] == ["local:smol-a"] * 2 + ["local:smol-b"] * 2
+    models = ["local:smol-b"] * 2 + ["local:smol-a"] * 2 + ["local:smol-c"] * 2
+    assert [c.model for c in cells] == models
     assert_one_at_a_time(cells)
     assert cells[0].model_digest == cells[2].model_digest
+    assert servers.loads - started == 3
+    assert [c.model_load_s > 0 for c in cells] == [True, False] * 3
+    loads, load_s = runs.model_loads(run_id)
+    assert loads == 3 and load_s == pytest.approx(sum(c.model_load_s for c in cells))
 
 
 def test_a_failing_cell_is_recorded_and_the_grid_goes_on(
@@ -212,4 +222,5 @@ def test_an_ollama_model_is_kept_loaded_for_its_block_then_unloaded(
     assert state.chats - chats == 2 * 2  # 2 cells × 2 candidates
     assert state.keep_alive_seen[-4:] == ["30m"] * 4  # kept loaded while its cells run
     assert state.loads - loads == 1  # loaded once for the block, not per call
+    assert runs.model_loads(run_id) == (1, 0.5)  # the shim's load_duration
     assert state.unloads - unloads == 1  # keep_alive=0 once the block is done

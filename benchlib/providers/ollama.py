@@ -37,6 +37,7 @@ class OllamaProvider(Provider):
         super().__init__(spec)
         self.base_url = base_url.rstrip("/")
         self.client = httpx.Client(base_url=self.base_url, timeout=timeout_s)
+        self._held = False  # loaded by us for the current block
 
     def _post(self, path: str, body: dict[str, Any]) -> httpx.Response:
         try:
@@ -97,5 +98,24 @@ class OllamaProvider(Provider):
             raw=payload,
         )
 
+    def load(self) -> float:
+        """Load the model for its block (keep_alive) unless Ollama already holds it (/api/ps);
+        returns Ollama's load_duration so the run can count its loads. Asked once per block:
+        the provider is shared by the block's cells."""
+        if self._held:
+            return 0.0
+        self._held = True
+        try:
+            running = self.client.get("/api/ps", timeout=30).json().get("models") or []
+        except (httpx.TransportError, ValueError):
+            running = []
+        if any(self.spec.model in (m.get("name"), m.get("model")) for m in running):
+            return 0.0
+        response = self._post("/api/generate", {"model": self.spec.model, "keep_alive": KEEP_ALIVE})
+        if response.status_code != 200:
+            return 0.0  # the first chat loads it; its own errors are reported there
+        return response.json().get("load_duration", 0) / 1e9
+
     def unload(self) -> None:
+        self._held = False
         self._post("/api/generate", {"model": self.spec.model, "keep_alive": 0})

@@ -1,5 +1,6 @@
-"""A real server speaking the Ollama API (/api/chat, /api/show, /api/tags, /api/generate) in
-front of the embedded llama.cpp server, since no Ollama server can be installed here.
+"""A real server speaking the Ollama API (/api/chat, /api/show, /api/tags, /api/ps,
+/api/generate) in front of the embedded llama.cpp server, since no Ollama server can be
+installed here.
 
 It keeps count of loads and unloads the way Ollama reports them (load_duration), so tests can
 check our keep_alive handling.
@@ -48,22 +49,34 @@ def make_ollama_app(llama_url: str, model: str, n_params: int) -> tuple[FastAPI,
             "modified_at": "2026-01-01T00:00:00Z",
         }
 
+    def load(name: str) -> int:
+        """Ollama's load_duration in ns: non-zero only when the model had to be loaded."""
+        if state.loaded == name:
+            return 0
+        state.loaded, state.loads = name, state.loads + 1
+        return 500_000_000
+
+    @app.get("/api/ps")
+    def ps() -> dict:
+        return {"models": [{"name": state.loaded, "model": state.loaded}] if state.loaded else []}
+
     @app.post("/api/generate")
     def generate(body: dict) -> dict:
+        """Without a prompt: load (keep_alive > 0) or unload (keep_alive = 0), as Ollama does."""
         known(body["model"])
         if body.get("keep_alive") == 0:
             state.unloads += int(state.loaded is not None)
             state.loaded = None
-        return {"model": body["model"], "done": True, "done_reason": "unload", "response": ""}
+            return {"model": body["model"], "done": True, "done_reason": "unload", "response": ""}
+        load_ns = load(body["model"])
+        return {"model": body["model"], "done": True, "load_duration": load_ns, "response": ""}
 
     @app.post("/api/chat")
     def chat(body: dict) -> dict:
         known(body["model"])
         state.chats += 1
         state.keep_alive_seen.append(body.get("keep_alive"))
-        load_ns = 0
-        if state.loaded != body["model"]:
-            state.loaded, state.loads, load_ns = body["model"], state.loads + 1, 500_000_000
+        load_ns = load(body["model"])
         options = body.get("options") or {}
         request: dict[str, Any] = {
             "messages": body["messages"],
