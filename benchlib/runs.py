@@ -66,12 +66,9 @@ def check_baseline(config: BenchmarkConfig, suite_name: str) -> None:
         )
 
 
-def check_run(
-    config: BenchmarkConfig, run_id: str, load_local: bool = True
-) -> tuple[Suite, list[CellPlan]]:
+def check_run(config: BenchmarkConfig, run_id: str) -> tuple[Suite, list[CellPlan]]:
     """Everything that can be wrong with a run before it starts; writes nothing. What can be
-    checked without a model comes first: no server is started or called for a typo.
-    (`load_local`: see preflight_models.)"""
+    checked without a model comes first: no server is started or called for a typo."""
     if config.run_id:
         with session() as s:
             if s.get(Run, config.run_id) is not None:
@@ -82,7 +79,7 @@ def check_run(
     build_scorers(suite)
     select_grid(config, suite)
     check_baseline(config, suite.name)
-    models = preflight_models(config, load_local)
+    models = preflight_models(config)
     return suite, expand_grid(run_id, config, suite, models)
 
 

@@ -98,8 +98,7 @@ def _links(settings: ApiSettings, run_id: str, flow_run_id: str | None, run: Run
 async def trigger_run(request: Request, settings: Settings) -> Triggered:
     """The body is a config (the keys of a config file; missing keys keep the deployment's
     defaults). It is validated as `benchlib run` validates it, with the same messages (suite,
-    scorers, models reachable and within the size limit; a `local:` model is only looked up,
-    its weights are loaded by the worker); nothing starts when it is invalid."""
+    scorers, models reachable and within the size limit); nothing starts when it is invalid."""
     try:
         values = await request.json()
     except ValueError:
@@ -111,7 +110,7 @@ async def trigger_run(request: Request, settings: Settings) -> Triggered:
 
 def _trigger(values: dict[str, Any], settings: ApiSettings) -> Triggered:
     config = build_config({"run_id": records.new_run_id(), **values}, "request body")
-    records.check_run(config, config.run_id, load_local=False)
+    records.check_run(config, config.run_id)
     if not settings.prefect_api_url:
         raise Unavailable("no Prefect server: start the API with PREFECT_API_URL set")
     flow_run_id = orchestration.start_deployment_run(settings.deployment, config)
