@@ -22,9 +22,11 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="benchlib-loads-"))
     os.environ["BENCHLIB_HOME"] = str(work / "home")
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     # Imported once the private home is set: the database and MLflow store live there.
     from benchlib import runs
     from benchlib.config import build_config
+    from benchlib.orchestration import ensure_gpu_limit
     from benchlib.providers.local import embedded_model_path, servers
     from flows.benchmark import benchmark
 
@@ -46,6 +48,7 @@ def main() -> None:
             "no_cache": True,
         }
     )
+    ensure_gpu_limit()
     started, start = servers.loads, time.perf_counter()
     run_id = benchmark(**config.model_dump())["run_id"]
     wall_s = time.perf_counter() - start
