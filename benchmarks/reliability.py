@@ -26,6 +26,7 @@ from benchlib.records import CellStatus, RunStatus
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the fault proxy is the test suite's: tests/support/faults.py
+from benchmarks.overhead import wait_healthy  # noqa: E402
 from tests.support.faults import Fault, fault_proxy, random_schedule  # noqa: E402
 
 GRID = {
@@ -34,7 +35,7 @@ GRID = {
     "n_candidates": 2,  # 3 prompt versions × 8 scenarios = 24 cells, 48 answers
     "max_tokens": 48,
     "max_attempts_per_cell": 4,  # two retries per cell: some cells run out and fail
-    "request_timeout_s": 15,  # a stall costs this much
+    "request_timeout_s": 30,  # a stall costs this much
     "max_backoff_s": 2,
     "experiment": "reliability",
     "judge": "skip",
@@ -72,7 +73,9 @@ def main() -> None:
         [str(Path(sys.executable).parent / "prefect"), "server", "start", "--port", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    llama = LlamaServer(embedded_model_path(), "smollm2", threads=2)
+    # One thread: on a shared 2-core machine two fight other processes and run >20× slower.
+    llama = LlamaServer(embedded_model_path(), "smollm2", threads=1)
+    wait_healthy(f"http://127.0.0.1:{port}/api/health")
     schedule = random_schedule(
         args.kill_at - 1, args.fault_rate, args.seed, stall_s=GRID["request_timeout_s"] * 2
     )
@@ -83,11 +86,18 @@ def main() -> None:
         with fault_proxy(llama.url, schedule) as proxy:
             config = work / "grid.yaml"
             config.write_text(yaml.safe_dump(GRID | {"openai_base_url": f"{proxy.url}/v1"}))
+            log = (work / "run.log").open("w")
             first = subprocess.Popen(
                 cli("run", GRID["suite"], "--config", str(config)),
-                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
-            wait_until(lambda: proxy.seen >= args.kill_at, "the request to kill at", 1800)
+            wait_until(
+                lambda: proxy.seen >= args.kill_at or first.poll() is not None,
+                "the request to kill at",
+                1800,
+            )
+            if first.poll() is not None:
+                raise RuntimeError(f"the run ended before the kill: see {log.name}")
             first.kill()
             first.wait()
             [run] = runs.list_runs(limit=1)
