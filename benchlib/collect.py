@@ -10,7 +10,8 @@ from typing import Any
 
 import jinja2
 from pydantic import BaseModel
-from sqlmodel import delete
+from sqlalchemy import func
+from sqlmodel import select
 
 from benchlib import cache, events, tracking_outbox
 from benchlib.db import session
@@ -137,7 +138,21 @@ def _run_chain(
         context["steps"][plan.step.name] = candidate.parsed
 
 
+def recorded_outcome(cell_id: str) -> CellOutcome | None:
+    """The outcome of a cell already recorded (its one transaction committed), else None."""
+    with session() as s:
+        row = s.get(Cell, cell_id)
+        if row.status == CellStatus.pending:
+            return None
+        n = s.exec(select(func.count()).where(Candidate.cell_id == cell_id)).one()
+        return CellOutcome(cell_id=cell_id, status=row.status, n_candidates=n, error=row.error)
+
+
 def run_cell(plan: RunContext, cell: CellPlan) -> CellOutcome:
+    # A process killed after the cell's transaction but before Prefect stored the task's result
+    # leaves a recorded cell that a resumed flow run would otherwise generate and log again.
+    if done := recorded_outcome(cell.id):
+        return done
     provider = provider_for(ModelSpec.parse(cell.model), plan.config)
     started_at = utcnow()
     start = time.perf_counter()
@@ -156,9 +171,6 @@ def run_cell(plan: RunContext, cell: CellPlan) -> CellOutcome:
     wall_s = time.perf_counter() - start
 
     with session() as s:
-        # A cell re-executed after a crash replaces what the interrupted attempt left behind.
-        s.exec(delete(LLMCall).where(LLMCall.cell_id == cell.id))
-        s.exec(delete(Candidate).where(Candidate.cell_id == cell.id))
         row = s.get(Cell, cell.id)
         row.status, row.error, row.model_load_s = status, error, load_s
         row.started_at, row.finished_at = started_at, utcnow()

@@ -9,8 +9,10 @@ from pathlib import Path
 import yaml
 from mlflow.tracking import MlflowClient
 
-from benchlib import runs, tracking
+from benchlib import collect, runs, tracking, tracking_outbox
+from benchlib.config import build_config
 from benchlib.records import CellStatus, RunStatus
+from benchlib.tracking import CELL_TAG
 from tests.conftest import ROOT, TIPS
 from tests.support.cli import benchlib
 from tests.support.faults import PASS, Fault, fault_proxy
@@ -88,3 +90,25 @@ def test_a_killed_run_resumes_without_generating_or_recording_twice(
     assert sorted(child.data.tags["benchlib.cell_id"] for child in children) == sorted(
         c.id for c in cells
     )
+
+
+def test_a_cell_recorded_before_a_crash_is_not_run_or_logged_again(
+    small_config: dict, llm_url: str
+) -> None:
+    """The window a Prefect re-run cannot see: the cell's transaction committed, then the process
+    died before Prefect stored the task's result. Running the cell again returns what is
+    recorded: no provider call, no second set of candidates, no second MLflow run."""
+    with fault_proxy(llm_url) as proxy:
+        values = small_config | {"openai_base_url": f"{proxy.url}/v1", "experiment": "recorded"}
+        plan = runs.plan_run(build_config(values))
+        cell = plan.cells[0]
+        first = collect.run_cell(plan.context, cell)
+        again = collect.run_cell(plan.context, cell)
+    assert again == first and first.status == CellStatus.completed
+    assert proxy.forwarded == 2
+    assert len([c for c in runs.run_candidates(plan.context.run_id) if c.cell_id == cell.id]) == 2
+    assert tracking_outbox.sync(plan.context.run_id, timeout_s=60) == 0
+    client = MlflowClient(tracking.tracking_uri(""))
+    experiment = client.get_experiment_by_name("recorded")
+    found = client.search_runs([experiment.experiment_id], f"tags.`{CELL_TAG}` = '{cell.id}'")
+    assert len(found) == 1
