@@ -181,7 +181,8 @@ def test_local_provider_loads_one_model_at_a_time(tmp_path: Path, monkeypatch) -
     second = LocalProvider(ModelSpec.parse("local:copy"), aliases, timeout_s=60)
     info = first.preflight()
     assert info.size_b == pytest.approx(0.1345, abs=0.001) and info.digest
-    assert first.load() == 0.0  # already running: no second load
+    assert pool.loads == 0  # preflight reads the file, it starts no server
+    assert first.load() > 0 and first.load() == 0.0  # loaded once, then already running
     assert first.chat(request(), AttemptBudget(1), []).text
     assert second.load() > 0
     with pytest.raises(httpx.TransportError):  # the first model's server was stopped
