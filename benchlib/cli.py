@@ -35,6 +35,7 @@ from benchlib.config import BenchmarkConfig, load_config
 from benchlib.errors import BenchlibError
 from benchlib.judge_session import judge_in_terminal
 from benchlib.orchestration import ensure_gpu_limit, resume_run
+from benchlib.pool import GPU_POOL, default_worker_name, worker_command, worker_env
 from benchlib.records import RunStatus
 from benchlib.suite import scenarios_file
 from benchlib.yamldoc import read_yaml
@@ -319,7 +320,7 @@ def show(
     for candidate in runs.run_candidates(run.id):
         outputs.setdefault(candidate.cell_id, []).append(candidate)
     table = Table(title=f"run {run.id} · {run.suite} · {run.status}", title_justify="left")
-    for column in ("#", "model", "prompt", "scenario", "status", "candidates", "error"):
+    for column in ("#", "model", "prompt", "scenario", "status", "candidates", "worker", "error"):
         table.add_column(column)
     for cell in cells:
         table.add_row(
@@ -329,6 +330,7 @@ def show(
             cell.scenario_id,
             cell.status,
             str(len(outputs.get(cell.id, []))),
+            cell.worker or "",
             (cell.error or "")[:80],
         )
     console.print(table)
@@ -622,6 +624,27 @@ def stack_status() -> None:
     for name, pid in stack.status().items():
         console.print(f"{name}: {'running, pid ' + str(pid) if pid else 'stopped'}")
     console.print(f"logs: {stack.stack_dir()}")
+
+
+@app.command()
+def worker(
+    slots: int = typer.Option(1, min=1, help="GPU slots of this host: models it runs at once."),
+    name: str = typer.Option("", help="Worker name, recorded on cells (default gpu-<hostname>)."),
+    pool: str = typer.Option(GPU_POOL, help="Work pool to serve."),
+) -> None:
+    """Serve the GPU work pool from this host (`execution: pool`); becomes a Prefect worker."""
+    from prefect.settings import get_current_settings
+
+    if not get_current_settings().api.url:
+        raise BenchlibError(
+            "benchlib worker: PREFECT_API_URL is not set: point it at the Prefect server every "
+            "host shares, e.g. http://prefect-host:4200/api"
+        )
+    name = name or default_worker_name()
+    command = worker_command(slots, name, pool)
+    console.print(f"worker {name}: {slots} slot(s) on pool {pool}")
+    sys.stdout.flush()
+    os.execve(command[0], command, worker_env(slots, name))
 
 
 def main() -> None:

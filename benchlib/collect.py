@@ -30,6 +30,7 @@ from benchlib.providers import (
 )
 from benchlib.records import Candidate, Cell, CellStatus, LLMCall, utcnow
 from benchlib.runs import RunContext
+from benchlib.settings import worker_identity
 
 
 class CellOutcome(BaseModel):
@@ -174,6 +175,7 @@ def run_cell(plan: RunContext, cell: CellPlan) -> CellOutcome:
         row = s.get(Cell, cell.id)
         row.status, row.error, row.model_load_s = status, error, load_s
         row.started_at, row.finished_at = started_at, utcnow()
+        row.worker = worker_identity()
         s.add_all(candidates)
         s.add_all(calls)
         tracking_outbox.enqueue(

@@ -78,6 +78,11 @@ class BenchmarkConfig(BaseModel):
     )
     no_cache: bool = Field(False, description="Neither read nor write the response cache.")
     refresh: bool = Field(False, description="Call the provider again and refresh the cache.")
+    execution: Literal["local", "pool"] = Field(
+        "local",
+        description="local: this process generates every cell; pool: one child flow run per "
+        "model on the `benchlib-gpu` work pool (see deployments/README.md).",
+    )
     judge: Literal["human", "skip"] = Field(
         "human",
         description="human: wait for judgements (a deployment suspends; the CLI offers terminal "

@@ -66,6 +66,14 @@ def gpu_slot(flow_run_id: str) -> Iterator[None]:
             Variable.unset(lease_variable(flow_run_id))
 
 
+def set_gpu_limit(slots: int) -> int:
+    """Set the `gpu` limit to `slots` whether it exists or not: the operator's explicit total
+    (a host joined or left the pool)."""
+    with get_client(sync_client=True) as client:
+        client.upsert_global_concurrency_limit_by_name(GPU_LIMIT, slots)
+    return slots
+
+
 def resume_flow_run(flow_run_id: str, run_input: dict) -> None:
     """Resume a flow run waiting for input; a rejection keeps it suspended and says why."""
     from prefect.flow_runs import resume_flow_run as prefect_resume

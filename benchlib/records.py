@@ -84,6 +84,9 @@ class Cell(SQLModel, table=True):
     model_load_s: float = 0.0
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    worker: str | None = Field(
+        None, description="name@host:pid of the process that generated it (pool runs span hosts)."
+    )
     mlflow_run_id: str | None = None
 
 

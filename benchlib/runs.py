@@ -232,6 +232,17 @@ def model_loads(run_id: str) -> tuple[int, float]:
     return len(times), sum(times)
 
 
+def pending_cells(cells: list[CellPlan]) -> list[CellPlan]:
+    """The cells not yet recorded as completed or failed: a block run again (its first worker
+    died) generates only these."""
+    with session() as s:
+        query = select(Cell.id).where(
+            col(Cell.id).in_([cell.id for cell in cells]), Cell.status == CellStatus.pending
+        )
+        pending = set(s.exec(query))
+    return [cell for cell in cells if cell.id in pending]
+
+
 def run_candidates(run_id: str) -> list[Candidate]:
     with session() as s:
         query = select(Candidate).where(Candidate.run_id == run_id)

@@ -5,10 +5,12 @@ can each point the same code at a different home without reloading modules.
 """
 
 import os
+import socket
 from pathlib import Path
 
 HOME_ENV = "BENCHLIB_HOME"
 DATABASE_URL_ENV = "BENCHLIB_DATABASE_URL"
+WORKER_NAME_ENV = "BENCHLIB_WORKER_NAME"
 
 
 def home() -> Path:
@@ -28,3 +30,10 @@ def default_mlflow_uri() -> str:
 
 def mlflow_artifact_root() -> str:
     return (home() / "mlartifacts").as_uri()
+
+
+def worker_identity() -> str:
+    """name@host:pid of this process, recorded on each cell: with a work pool a run's cells
+    are generated on several hosts, and this says which one (and which flow-run process)."""
+    name = os.environ.get(WORKER_NAME_ENV, "local")
+    return f"{name}@{socket.gethostname()}:{os.getpid()}"

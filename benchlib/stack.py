@@ -17,6 +17,8 @@ import httpx
 from pydantic import BaseModel
 
 from benchlib.errors import BenchlibError
+from benchlib.orchestration import gpu_slots
+from benchlib.pool import default_worker_name, worker_command, worker_env
 from benchlib.settings import home
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -139,12 +141,11 @@ def up(stack: StackConfig) -> dict[str, str]:
     )
     _wait_http("prefect-server", f"{stack.prefect_url}/api/health")
     _run([sys.executable, "-m", "deployments.setup"], env, "gpu limit and work pool set-up")
+    # One deployment per call: Prefect ignores `--param` when deploying several at once.
     mlflow_param = f"mlflow_url={stack.mlflow_url}"
-    _run(
-        [str(BIN / "prefect"), "--no-prompt", "deploy", "--all", "--param", mlflow_param],
-        env,
-        "prefect deploy",
-    )
+    deploy = [str(BIN / "prefect"), "--no-prompt", "deploy", "--name"]
+    _run([*deploy, "default", "--param", mlflow_param], env, "prefect deploy (benchmark)")
+    _run([*deploy, "gpu"], env, "prefect deploy (model-block)")
     _start(
         "prefect-worker",
         [str(BIN / "prefect"), "worker", "start", "--pool", "benchlib", "--type", "process"],
@@ -155,6 +156,10 @@ def up(stack: StackConfig) -> dict[str, str]:
         [str(BIN / "benchlib"), "api", "--port", str(stack.api_port)],
         dict(env, BENCHLIB_API_TOKEN=api_token()),
     )
+    # This box's GPU slots, for `execution: pool` (other hosts join with `benchlib worker`).
+    slots = gpu_slots()
+    name = f"{default_worker_name()}-stack"
+    _start("gpu-worker", worker_command(slots, name), worker_env(slots, name, env))
     _wait_http("mlflow-server", f"{stack.mlflow_url}/health")
     _wait_http("admin-api", f"{stack.api_url}/api/health")
     return urls(stack)
@@ -171,9 +176,11 @@ def urls(stack: StackConfig) -> dict[str, str]:
     }
 
 
+PROCESSES = ("prefect-server", "mlflow-server", "prefect-worker", "gpu-worker", "admin-api")
+
+
 def status() -> dict[str, int | None]:
-    names = ("prefect-server", "mlflow-server", "prefect-worker", "admin-api")
-    return {name: _pid(name) for name in names}
+    return {name: _pid(name) for name in PROCESSES}
 
 
 def down() -> list[str]:
@@ -181,6 +188,7 @@ def down() -> list[str]:
     stopped = []
     for name, sig in (
         ("admin-api", signal.SIGTERM),
+        ("gpu-worker", signal.SIGINT),
         ("prefect-worker", signal.SIGINT),
         ("mlflow-server", signal.SIGTERM),
         ("prefect-server", signal.SIGTERM),

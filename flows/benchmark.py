@@ -6,21 +6,21 @@ The parameters are BenchmarkConfig's keys with its defaults (written out so Pref
 
 from typing import Literal
 
-from prefect import flow, unmapped
+from prefect import flow
 from prefect.runtime import deployment, flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from benchlib import runs
-from benchlib.collect import CellOutcome
 from benchlib.config import build_config
 from benchlib.grid import model_blocks
-from benchlib.orchestration import gpu_slot, gpu_slots
+from benchlib.orchestration import gpu_slots
 from benchlib.records import CellStatus, RunStatus
 from benchlib.recovery import record_process
 from flows.compare import compare
 from flows.judge import await_judgements
+from flows.model_block import generate_block
 from flows.scoring import scoring
-from tasks.benchmark import mark_run, plan, push_to_mlflow, release_model, run_cell
+from tasks.benchmark import fan_out, mark_run, plan, push_to_mlflow
 
 
 @flow(
@@ -51,6 +51,7 @@ def benchmark(
     mlflow_flush_s: float = 60.0,
     no_cache: bool = False,
     refresh: bool = False,
+    execution: Literal["local", "pool"] = "local",
     judge: Literal["human", "skip"] = "human",
     judge_timeout_s: int = 604800,
     baseline: str = "",
@@ -85,6 +86,8 @@ def benchmark(
             left stays queued for `benchlib sync`.
         no_cache: Neither read nor write the response cache.
         refresh: Call the provider again and refresh the cache.
+        execution: local: this process generates every cell; pool: one child flow run per
+            model on the `benchlib-gpu` work pool (see deployments/README.md).
         judge: human: wait for judgements (a deployment suspends; the CLI offers terminal
             judging); skip: objective scores only.
         judge_timeout_s: How long a deployment run waits for judges.
@@ -101,16 +104,12 @@ def benchmark(
     run = plan(config)
     run_id = run.context.run_id
     mark_run(run_id, RunStatus.running)
-    outcomes: list[CellOutcome] = []
     try:
-        # One `gpu` slot per model block: a slot is a loaded model. Taking it once per block
-        # rather than once per cell saves Prefect's ~2 s re-acquisition wait between cells.
-        for block in model_blocks(run.cells):
-            with gpu_slot(flow_run.get_id()):
-                try:
-                    outcomes += run_cell.map(unmapped(run.context), block).result()
-                finally:
-                    release_model(run.context, block[0].model)
+        if config.execution == "pool":
+            fan_out(run.context, run.cells)
+        else:
+            for block in model_blocks(run.cells):
+                generate_block(run.context, block)
         if config.judge == "human" and deployment.get_id():
             push_to_mlflow(run_id, config.mlflow_flush_s)
             await_judgements(run_id, config.judge_timeout_s)
@@ -121,9 +120,10 @@ def benchmark(
         mark_run(run_id, RunStatus.failed, f"{type(exc).__name__}: {exc}")
         raise
     # A failed cell is a result (recorded with its reason), not a failed run.
-    failed = sum(outcome.status == CellStatus.failed for outcome in outcomes)
+    # Counted from the record: with `execution: pool` the cells ran in other processes.
+    failed = sum(cell.status == CellStatus.failed for cell in runs.run_cells(run_id))
     if failed:
-        summary = f"{failed} of {len(outcomes)} cells failed"
+        summary = f"{failed} of {len(run.cells)} cells failed"
         mark_run(run_id, RunStatus.completed_with_failures, summary)
     else:
         mark_run(run_id, RunStatus.completed)

@@ -7,6 +7,7 @@ from prefect.runtime import flow_run
 
 from benchlib import (
     collect,
+    fanout,
     judging,
     leaderboard,
     providers,
@@ -18,7 +19,7 @@ from benchlib import (
 )
 from benchlib.config import BenchmarkConfig
 from benchlib.errors import BenchlibError
-from benchlib.grid import CellPlan
+from benchlib.grid import CellPlan, model_blocks
 from benchlib.modelspec import ModelSpec
 from benchlib.records import RunStatus
 from benchlib.runs import RunContext, RunPlan
@@ -42,6 +43,12 @@ def mark_run(run_id: str, status: RunStatus, error: str | None = None) -> None:
 def run_cell(context: RunContext, cell: CellPlan) -> collect.CellOutcome:
     """Runs while the flow holds the `gpu` slot for this cell's model block."""
     return collect.run_cell(context, cell)
+
+
+@task(persist_result=True)
+def fan_out(context: RunContext, cells: list[CellPlan]) -> dict[str, list[str]]:
+    """Persisted: a parent resumed after judging finds the pool's work done, not redone."""
+    return fanout.run_blocks(context, model_blocks(cells))
 
 
 @task(persist_result=True)

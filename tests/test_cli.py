@@ -28,4 +28,5 @@ def test_run_prints_the_leaderboard_then_runs_and_show_find_it(
     shown = benchlib("show", run_id[:17], "--candidates")
     assert shown.returncode == 0
     assert "developer-morning" in shown.stdout and "(seed 42)" in shown.stdout
+    assert "local@" in shown.stdout  # where each cell ran: this process (cell.worker)
     assert benchlib("show", "no-such-run").returncode == 2

@@ -43,6 +43,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, llm_url: str):
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert "prefect-worker" in down.stdout and "admin-api" in down.stdout
+    assert "gpu-worker" in down.stdout
 
 
 def flow_run_state(api: str, flow_run_id: str) -> str:
@@ -129,3 +130,26 @@ def test_deployment_run_judged_in_the_prefect_ui(stack) -> None:
     assert detail["status"] == "completed" and detail["flow_run_id"] == flow_run_id
     assert detail["links"]["mlflow"] == f"{urls['MLflow UI']}/#/runs/{parent.info.run_id}"
     assert detail["links"]["prefect"] == f"{urls['Prefect UI']}/runs/flow-run/{flow_run_id}"
+
+
+def test_pool_execution_through_the_stack(stack) -> None:
+    """The benchmark deployment on the stack's worker fans out to the stack's GPU worker."""
+    env, _ = stack
+    triggered = subprocess.run(
+        [str(BIN / "prefect"), "deployment", "run", "benchmark/default",
+         "--param", "execution=pool", "--param", "judge=skip", "--param", "n_scenarios=1",
+         "--param", "n_candidates=1", "--param", 'prompts=["v1"]', "--param", "max_tokens=24"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert triggered.returncode == 0, triggered.stderr
+    flow_run_id = triggered.stdout.split("UUID: ")[1].split()[0]
+    wait_state(env["PREFECT_API_URL"], flow_run_id, "COMPLETED")
+    shown = subprocess.run(
+        [sys.executable, "-c", "import json, sys; from benchlib import runs; "
+         "run = runs.list_runs(limit=1)[0]; "
+         "print(json.dumps([run.status, [c.worker for c in runs.run_cells(run.id)]]))"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    status, where = json.loads(shown.stdout)
+    assert status == "completed"
+    assert len(where) == 1 and where[0].startswith("gpu-") and "-stack@" in where[0]

@@ -110,6 +110,17 @@ def gguf_size_b(path: Path) -> float:
     return total / 1e9
 
 
+THREADS_ENV = "BENCHLIB_LLAMA_THREADS"
+
+
+def llama_threads() -> int | None:
+    """Threads of each embedded llama.cpp server; unset: every core. A CPU host that runs N
+    models at once (`benchlib worker --slots N`) gives each its share: llama.cpp threads spin
+    while they wait, so more threads than cores slows every server down many times over."""
+    value = os.environ.get(THREADS_ENV)
+    return int(value) if value else None
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -169,7 +180,7 @@ class ServerPool:
             if path in self._running:
                 return self._running[path], False
             self._stop_all()
-            server = LlamaServer(path, alias)
+            server = LlamaServer(path, alias, threads=llama_threads())
             self._running[path] = server
             self.loads += 1
             return server, True

@@ -1,0 +1,96 @@
+"""`execution: pool`: the parent flow hands each model's block of cells to the GPU work pool.
+
+Each block becomes a child flow run of the `model-block/gpu` deployment, picked up by whichever
+worker has a free slot, so a model is loaded once, on one host, for all its cells. The parent
+waits for every child; a child that fails or crashes (its worker died: see
+benchlib.pool.ensure_crash_automation) is started again, and the new run skips the cells the
+dead one finished (they are in the database).
+"""
+
+import time
+from uuid import UUID
+
+from prefect import get_client
+from prefect.client.schemas.objects import FlowRun
+from prefect.deployments import run_deployment
+from prefect.exceptions import ObjectNotFound
+
+from benchlib.errors import BenchlibError
+from benchlib.grid import CellPlan
+from benchlib.pool import BLOCK_DEPLOYMENT, GPU_POOL
+from benchlib.providers import servers
+from benchlib.runs import RunContext
+
+BLOCK_RETRIES = 3
+
+
+def block_tag(run_id: str) -> str:
+    """Tags a run's model blocks (the parent has orchestration.run_tag)."""
+    return f"benchlib-block:{run_id}"
+
+
+def _check_deployment(deployment: str) -> None:
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_deployment_by_name(deployment)
+        except ObjectNotFound:
+            raise BenchlibError(
+                f"execution: pool needs the deployment {deployment!r} on the Prefect server at "
+                f"{client.api_url}: run `python -m deployments.setup --slots TOTAL` and `prefect "
+                f"deploy --name gpu` (or `benchlib stack up`), and start workers on the "
+                f"{GPU_POOL!r} pool with `benchlib worker --slots N`"
+            ) from None
+
+
+def _start(context: RunContext, block: list[CellPlan], attempt: int, deployment: str) -> FlowRun:
+    """The idempotency key makes a replayed parent find its children instead of doubling them."""
+    model = block[0].model
+    return run_deployment(
+        deployment,
+        parameters={"context": context, "cells": block},
+        flow_run_name=f"{context.run_id} {model} #{attempt}",
+        idempotency_key=f"{context.run_id}:{model}:{attempt}",
+        tags=["benchlib", block_tag(context.run_id)],
+        timeout=0,
+    )
+
+
+def run_blocks(
+    context: RunContext,
+    blocks: list[list[CellPlan]],
+    deployment: str = BLOCK_DEPLOYMENT,
+    retries: int = BLOCK_RETRIES,
+    poll_s: float = 2.0,
+) -> dict[str, list[str]]:
+    """Run every block as a child flow run and wait; returns each model's child flow run ids,
+    the last one the run that completed. Raises when a block still fails after `retries`."""
+    _check_deployment(deployment)
+    servers.stop_all()  # the preflight loaded local models here; each worker loads its own
+    attempts: dict[str, list[str]] = {}
+    waiting: dict[UUID, list[CellPlan]] = {}
+    for block in blocks:
+        child = _start(context, block, 1, deployment)
+        attempts[block[0].model] = [str(child.id)]
+        waiting[child.id] = block
+    failures = []
+    while waiting:
+        time.sleep(poll_s)
+        with get_client(sync_client=True) as client:
+            states = {run_id: client.read_flow_run(run_id).state for run_id in waiting}
+        for run_id, state in states.items():
+            if state is None or not state.is_final():
+                continue
+            block = waiting.pop(run_id)
+            model = block[0].model
+            if state.is_completed():
+                continue
+            tried = len(attempts[model])
+            if state.is_cancelled() or tried > retries:
+                failures.append(f"{model}: {state.name} after {tried} run(s): {state.message}")
+                continue
+            child = _start(context, block, tried + 1, deployment)
+            attempts[model].append(str(child.id))
+            waiting[child.id] = block
+    if failures:
+        raise BenchlibError("model blocks did not complete:\n  " + "\n  ".join(failures))
+    return attempts
