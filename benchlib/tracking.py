@@ -24,8 +24,13 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from benchlib.settings import default_mlflow_uri, mlflow_artifact_root
 
 # MLflow retries a failed request for minutes by default; the outbox retries instead, so an
-# outage costs one failed request, not a stalled pusher.
-HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
+# outage costs one failed request, not a stalled pusher. Against a server MLflow also prints
+# two links per finished run (over the CLI's progress bar), fetching the run to do so.
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+}
 RUN_TAG = "benchlib.run_id"
 CELL_TAG = "benchlib.cell_id"
 KIND_TAG = "benchlib.kind"

@@ -8,7 +8,7 @@ server`: a real `mlflow server` subprocess) through the outbox.
 
 Prints cells/s for the collect phase (first cell started → last cell recorded) and for the
 whole run (plan → MLflow caught up), the time MLflow needed beyond collect, and this process's
-peak RSS; writes benchmarks/results/throughput.json. Target: ≥ 50 cells/s.
+peak RSS; writes benchmarks/results/throughput-{sqlite,server}.json. Target: ≥ 50 cells/s.
 """
 
 import argparse
@@ -70,8 +70,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", type=int, default=2000)
     parser.add_argument("--mlflow", choices=["sqlite", "server"], default="sqlite")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/throughput.json")
+    parser.add_argument("--out", type=Path, help="default: results/throughput-MLFLOW.json")
     args = parser.parse_args()
+    args.out = args.out or ROOT / f"benchmarks/results/throughput-{args.mlflow}.json"
 
     work = Path(tempfile.mkdtemp(prefix="benchlib-throughput-"))
     os.environ["BENCHLIB_HOME"] = str(work / "home")
