@@ -29,11 +29,11 @@ from benchlib.providers.local import LlamaServer, embedded_model_path, free_port
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def wait_healthy(url: str, timeout_s: float = 60) -> None:
+def wait_healthy(url: str, timeout_s: float = 120) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            if httpx.get(url).status_code == 200:
+            if httpx.get(url, timeout=2).status_code == 200:
                 return
         except httpx.TransportError:
             pass

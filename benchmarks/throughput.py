@@ -22,13 +22,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchlib.providers.local import free_port  # noqa: E402
+from benchmarks.overhead import wait_healthy  # noqa: E402
 
 PROMPTS = ["v1", "v2-mentor"]
 
@@ -52,18 +52,6 @@ def serve_instant(port: int) -> subprocess.Popen:
     process = subprocess.Popen([sys.executable, "-m", "tests.support.instant", str(port)], cwd=ROOT)
     wait_healthy(f"http://127.0.0.1:{port}/v1/models")
     return process
-
-
-def wait_healthy(url: str, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer")
 
 
 def main() -> None:
