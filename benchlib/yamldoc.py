@@ -72,13 +72,16 @@ def read_yaml(path: Path, what: str = "file") -> YamlDoc:
         raise BenchlibError(f"{path}: expected a {what}, found a folder") from None
     except UnicodeDecodeError as exc:
         raise BenchlibError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    loader = yaml.SafeLoader(text)  # one parse gives both the nodes (lines) and the data
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         raise BenchlibError(f"{path}{_syntax_error(exc)}") from None
     except yaml.YAMLError as exc:
         raise BenchlibError(f"{path}: not valid YAML: {exc}") from None
+    finally:
+        loader.dispose()
     lines: dict[tuple[str, ...], int] = {}
     if node is not None:
         lines[()] = node.start_mark.line + 1
