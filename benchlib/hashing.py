@@ -25,5 +25,9 @@ def scenario_hash(entry: Mapping[str, Any]) -> str:
     the entry without `id` and `sha256` (renaming is not tampering; the hash cannot hash itself).
     Its first 16 characters are the scenario's identity hash, so a cell's `scenario_hash` and a
     file's `sha256:` can be matched by eye."""
-    content = {key: value for key, value in entry.items() if key not in ("id", INTEGRITY_KEY)}
-    return hashlib.sha256(canonical_json(content).encode()).hexdigest()
+    return hashlib.sha256(canonical_json(scenario_content(entry)).encode()).hexdigest()
+
+
+def scenario_content(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """What a scenario entry says, without its name (`id`) and its own hash (`sha256`)."""
+    return {key: value for key, value in entry.items() if key not in ("id", INTEGRITY_KEY)}

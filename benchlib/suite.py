@@ -22,7 +22,7 @@ from jsonschema.validators import validator_for
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from benchlib.errors import BenchlibError, describe_validation_error
-from benchlib.hashing import INTEGRITY_KEY, content_hash, scenario_hash
+from benchlib.hashing import content_hash, scenario_content, scenario_hash
 from benchlib.integrity import check_integrity
 from benchlib.rubric import Rubric
 from benchlib.yamldoc import YamlDoc, read_yaml
@@ -253,10 +253,6 @@ def _load_versions(folder: Path) -> dict[str, PromptVersion]:
     return versions
 
 
-def _content(entry: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in entry.items() if key not in ("id", INTEGRITY_KEY)}
-
-
 def _matrix_item(doc: YamlDoc, axis: str, index: int, item: Any) -> tuple[str, dict[str, Any]]:
     if isinstance(item, dict):
         if "id" not in item:
@@ -264,7 +260,7 @@ def _matrix_item(doc: YamlDoc, axis: str, index: int, item: Any) -> tuple[str, d
                 f"{doc.where(['matrix', axis, index])}: matrix.{axis}.{index}: item has no "
                 f"'id' (got keys {sorted(item)})"
             )
-        return str(item["id"]), _content(item) or {axis: item["id"]}
+        return str(item["id"]), scenario_content(item) or {axis: item["id"]}
     return str(item), {axis: item}
 
 
@@ -295,7 +291,7 @@ def _load_scenarios(doc: YamlDoc, suite_folder: Path) -> list[Scenario]:
                     f"{doc.where(['scenarios', index])}: scenarios.{index}: expected a mapping "
                     f"with an 'id' (got {entry!r})"
                 )
-            scenarios.append(Scenario(id=str(entry["id"]), vars=_content(entry)))
+            scenarios.append(Scenario(id=str(entry["id"]), vars=scenario_content(entry)))
     else:
         raise BenchlibError(f"{doc.where()}: expected a 'scenarios:' list or a 'matrix:' of axes")
     if not scenarios:
