@@ -52,12 +52,12 @@ def enqueue(
         event.listen(s, "after_commit", _wake_pusher)
 
 
-def behind(run_ids: list[str]) -> dict[str, int]:
-    """Entries not yet in MLflow, per run (runs that are up to date are absent)."""
+def behind(run_ids: list[str] | None = None) -> dict[str, int]:
+    """Entries not yet in MLflow, per run (of these runs, or all; up-to-date runs are absent)."""
     with session() as s:
-        query = select(MlflowPending.run_id, func.count()).where(
-            col(MlflowPending.run_id).in_(run_ids)
-        )
+        query = select(MlflowPending.run_id, func.count())
+        if run_ids is not None:
+            query = query.where(col(MlflowPending.run_id).in_(run_ids))
         return dict(s.exec(query.group_by(MlflowPending.run_id)).all())
 
 
@@ -246,11 +246,7 @@ def sync(run_id: str | None, timeout_s: float) -> int:
             wait=wait_exponential_jitter(initial=0.5, max=10),
             retry=retry_if_exception_type(MlflowUnavailable),
         )(attempt)
-    with session() as s:
-        query = select(func.count()).select_from(MlflowPending)
-        if run_id is not None:
-            query = query.where(MlflowPending.run_id == run_id)
-        return s.exec(query).one()
+    return sum(behind(None if run_id is None else [run_id]).values())
 
 
 class _Pusher:
