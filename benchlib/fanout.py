@@ -18,7 +18,6 @@ from prefect.exceptions import ObjectNotFound
 from benchlib.errors import BenchlibError
 from benchlib.grid import CellPlan
 from benchlib.pool import BLOCK_DEPLOYMENT, GPU_POOL
-from benchlib.providers import servers
 from benchlib.runs import RunContext
 
 BLOCK_RETRIES = 3
@@ -65,7 +64,6 @@ def run_blocks(
     """Run every block as a child flow run and wait; returns each model's child flow run ids,
     the last one the run that completed. Raises when a block still fails after `retries`."""
     _check_deployment(deployment)
-    servers.stop_all()  # the preflight loaded local models here; each worker loads its own
     attempts: dict[str, list[str]] = {}
     waiting: dict[UUID, list[CellPlan]] = {}
     for block in blocks:
