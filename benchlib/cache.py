@@ -3,7 +3,10 @@
 The key holds the provider and model, the weights' digest when known, the rendered messages, the
 generation parameters (temperature, seed, max_tokens, output schema) and the attempt index, so
 an unchanged grid re-runs with zero provider calls, and changing any of them misses. Errors and
-truncated answers (cut at max_tokens) are never cached. It lives in the benchlib database.
+truncated answers are never cached. An answer that used up the request's max_tokens is not
+truncated: it is what the model gives for that key (max_tokens is part of it) and the same
+call would give it again. One cut before that (the server's context filled up) is.
+It lives in the benchlib database.
 """
 
 import hashlib
@@ -33,9 +36,9 @@ def lookup(key: str) -> ChatResult | None:
         return ChatResult.model_validate(row.result) if row else None
 
 
-def store(key: str, model: str, result: ChatResult) -> bool:
+def store(key: str, model: str, request: ChatRequest, result: ChatResult) -> bool:
     """Cache a complete answer; returns False for what must not be cached."""
-    if result.finish_reason == "length":
+    if result.finish_reason == "length" and result.completion_tokens < request.max_tokens:
         return False
     with session() as s:
         s.merge(CachedResponse(key=key, model=model, result=result.model_dump(mode="json")))

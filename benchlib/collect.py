@@ -132,7 +132,9 @@ def _run_chain(
             finally:
                 calls.extend(_call_row(cell, index, plan.step.name, a) for a in attempts)
             if cell.cache != "off":
-                cache.store(key, cell.model, result)  # at once: a crash later loses no answer
+                cache.store(
+                    key, cell.model, request, result
+                )  # at once: a crash later loses no answer
         candidate = _candidate(cell, index, step_index, messages, result)
         candidate.cached = cached
         candidates.append(candidate)

@@ -39,11 +39,18 @@ def test_every_identity_part_changes_the_key() -> None:
 
 
 def test_truncated_answers_are_not_cached() -> None:
-    cut = ChatResult(text="half", finish_reason="length", latency_s=0.1, raw={})
-    assert not cache.store("k-cut", "openai:m", cut)
+    """Cut before the request's max_tokens (the server's context filled up): not cached; an
+    answer that used all of max_tokens is the answer to that key and is."""
+    cut = ChatResult(
+        text="half", finish_reason="length", completion_tokens=5, latency_s=0.1, raw={}
+    )
+    assert not cache.store("k-cut", "openai:m", REQUEST, cut)
     assert cache.lookup("k-cut") is None
+    at_limit = cut.model_copy(update={"completion_tokens": REQUEST.max_tokens})
+    assert cache.store("k-limit", "openai:m", REQUEST, at_limit)
+    assert cache.lookup("k-limit") == at_limit
     full = cut.model_copy(update={"finish_reason": "stop"})
-    assert cache.store("k-full", "openai:m", full)
+    assert cache.store("k-full", "openai:m", REQUEST, full)
     assert cache.lookup("k-full") == full
 
 
@@ -58,7 +65,7 @@ def test_an_unchanged_rerun_makes_no_provider_call(prefect_api, small_config, co
     proxy, url = counted
     values = small_config | {
         "openai_base_url": url,
-        "prompts": ["v2-mentor"],  # constrained JSON ends before max_tokens (cut ones: no cache)
+        "prompts": ["v2-mentor"],
         "n_candidates": 2,
         "max_tokens": 256,
         "no_cache": False,

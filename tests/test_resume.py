@@ -37,7 +37,6 @@ def test_a_killed_run_resumes_without_generating_or_recording_twice(
         values = {
             "models": ["openai:smollm2"],
             "openai_base_url": f"{proxy.url}/v1",
-            # Constrained JSON ends before max_tokens: answers cut there are never cached.
             "prompts": ["v2-mentor"],
             "n_scenarios": 4,
             "n_candidates": 2,
