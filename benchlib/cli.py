@@ -34,9 +34,10 @@ from benchlib import (
 from benchlib.config import BenchmarkConfig, load_config
 from benchlib.errors import BenchlibError
 from benchlib.judge_session import judge_in_terminal
-from benchlib.orchestration import ensure_gpu_limit, resume_run
+from benchlib.orchestration import ensure_gpu_limit, in_process_flow, resume_run
 from benchlib.pool import GPU_POOL, default_worker_name, worker_command, worker_env
 from benchlib.records import RunStatus
+from benchlib.settings import tracking_uri
 from benchlib.suite import scenarios_file
 from benchlib.yamldoc import read_yaml
 
@@ -160,7 +161,8 @@ def run(
         unsubscribe = events.subscribe(on_event)
         try:
             ensure_gpu_limit()
-            result = benchmark(**config.model_dump())
+            with in_process_flow():
+                result = benchmark(**config.model_dump())
         finally:
             unsubscribe()
     print_leaderboard(result["run_id"], result["leaderboard"])
@@ -193,7 +195,8 @@ def resume(
 
     ensure_gpu_limit()
     console.print(f"running flow run {flow_run.id} again (waits for the gpu slot to be free)")
-    result = run_flow_sync(benchmark, flow_run=flow_run, parameters=flow_run.parameters)
+    with in_process_flow():
+        result = run_flow_sync(benchmark, flow_run=flow_run, parameters=flow_run.parameters)
     print_leaderboard(result["run_id"], result["leaderboard"])
     _print_where(runs.get_run(result["run_id"]))
 
@@ -218,8 +221,6 @@ def _offer_judging(run: Any) -> None:
 
 
 def _print_where(run: Any) -> None:
-    from benchlib.tracking import tracking_uri
-
     uri = tracking_uri(run.config.get("mlflow_url", ""))
     loads, load_s = runs.model_loads(run.id)
     console.print(

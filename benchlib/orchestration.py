@@ -8,6 +8,7 @@ left as the operator configured it.
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from uuid import UUID
 
 import httpx
 from prefect import get_client
@@ -16,11 +17,13 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.concurrency.context import ConcurrencyContext
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectNotFound
-from prefect.variables import Variable
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+from sqlmodel import delete
 
 from benchlib.config import BenchmarkConfig
+from benchlib.db import session
 from benchlib.errors import BenchlibError, Conflict, Unavailable
-from benchlib.records import Run
+from benchlib.records import GpuLease, Run
 
 GPU_LIMIT = "gpu"
 # A process that dies holding the slot stops renewing its lease; a full Prefect server frees the
@@ -47,23 +50,42 @@ def ensure_gpu_limit(slots: int | None = None) -> int:
             return wanted
 
 
-def lease_variable(flow_run_id: str) -> str:
-    return f"benchlib-gpu-lease-{flow_run_id}"
-
-
 @contextmanager
 def gpu_slot(flow_run_id: str) -> Iterator[None]:
-    """One `gpu` slot, on a lease whose id is kept in a Prefect variable while it is held: if
+    """One `gpu` slot, on a lease whose id is recorded while it is held (records.GpuLease): if
     this process dies, `benchlib resume` frees the slot without waiting for the lease to expire
     (which an ephemeral Prefect server never notices)."""
     with concurrency(GPU_LIMIT, occupy=1, strict=True, lease_duration=GPU_LEASE_S):
         # Prefect records the granted lease on the flow's concurrency context.
         lease_id = ConcurrencyContext.get().cleanup_lease_ids[-1]
-        Variable.set(lease_variable(flow_run_id), str(lease_id), overwrite=True)
+        with session() as s:
+            s.merge(GpuLease(flow_run_id=flow_run_id, lease_id=str(lease_id)))
         try:
             yield
         finally:
-            Variable.unset(lease_variable(flow_run_id))
+            with session() as s:
+                s.exec(delete(GpuLease).where(GpuLease.flow_run_id == flow_run_id))
+
+
+def release_dead_lease(flow_run_id: str) -> None:
+    """Free the slot a dead process held (a no-op if its lease already expired)."""
+    with session() as s:
+        lease = s.get(GpuLease, flow_run_id)
+        if lease is None:
+            return
+        with get_client(sync_client=True) as client:
+            client.release_concurrency_slots_with_lease(UUID(lease.lease_id))
+        s.delete(lease)
+
+
+@contextmanager
+def in_process_flow() -> Iterator[None]:
+    """Prefect settings for a flow the CLI runs in its own process. No flow run heartbeats:
+    nothing watches them for such a run (`benchlib resume` checks the recorded pid instead), and
+    every flow and subflow waited up to a second at its end for the heartbeat thread to stop.
+    Deployment runs keep them (the pool's crash automation relies on them)."""
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield
 
 
 def set_gpu_limit(slots: int) -> int:

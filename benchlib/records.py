@@ -203,3 +203,16 @@ class MlflowPending(SQLModel, table=True):
     attempts: int = 0
     last_error: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class GpuLease(SQLModel, table=True):
+    """The lease of the `gpu` slot a flow run holds, kept while it is held: if the process dies,
+    `benchlib resume` frees the slot at once (an ephemeral Prefect server never expires leases).
+    Kept here rather than in a Prefect variable: the variable's writes raced the Prefect server's
+    own SQLite writes and each lost race cost a 2 s client retry."""
+
+    __tablename__ = "gpulease"
+
+    flow_run_id: str = Field(primary_key=True)
+    lease_id: str
+    created_at: datetime = Field(default_factory=utcnow)

@@ -11,18 +11,16 @@ already received come from the response cache, so nothing is generated or record
 import os
 import socket
 from pathlib import Path
-from uuid import UUID
 
 from prefect import get_client
 from prefect.client.schemas.objects import FlowRun
 from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_API_URL
 from prefect.states import Scheduled
-from prefect.variables import Variable
 
 from benchlib import runs
 from benchlib.errors import BenchlibError
-from benchlib.orchestration import lease_variable
+from benchlib.orchestration import release_dead_lease
 from benchlib.records import FINISHED
 
 
@@ -82,10 +80,6 @@ def reschedule(run_id: str, force: bool = False) -> FlowRun:
                     f"({flow_run.infrastructure_pid or 'not recorded'}) {how}; "
                     "--force runs it again anyway"
                 )
-        lease_id = Variable.get(lease_variable(str(flow_run.id)))
-        if lease_id:
-            # Frees the slot the dead process held (a no-op if the lease already expired).
-            client.release_concurrency_slots_with_lease(UUID(lease_id))
-            Variable.unset(lease_variable(str(flow_run.id)))
+        release_dead_lease(str(flow_run.id))
         client.set_flow_run_state(flow_run.id, Scheduled(), force=True)
         return client.read_flow_run(flow_run.id)

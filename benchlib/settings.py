@@ -28,6 +28,11 @@ def default_mlflow_uri() -> str:
     return f"sqlite:///{home() / 'mlflow.db'}"
 
 
+def tracking_uri(mlflow_url: str) -> str:
+    """The MLflow tracking URI of a run whose config says `mlflow_url`."""
+    return mlflow_url or default_mlflow_uri()
+
+
 def mlflow_artifact_root() -> str:
     return (home() / "mlartifacts").as_uri()
 

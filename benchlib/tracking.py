@@ -21,7 +21,7 @@ from mlflow.store.artifact.artifact_repository_registry import get_artifact_repo
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
-from benchlib.settings import default_mlflow_uri, mlflow_artifact_root
+from benchlib.settings import mlflow_artifact_root
 
 # MLflow retries a failed request for minutes by default; the outbox retries instead, so an
 # outage costs one failed request, not a stalled pusher. Against a server MLflow also prints
@@ -34,10 +34,6 @@ HTTP_DEFAULTS = {
 RUN_TAG = "benchlib.run_id"
 CELL_TAG = "benchlib.cell_id"
 KIND_TAG = "benchlib.kind"
-
-
-def tracking_uri(mlflow_url: str) -> str:
-    return mlflow_url or default_mlflow_uri()
 
 
 @cache

@@ -29,10 +29,9 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from benchlib import tracking
 from benchlib.db import session
 from benchlib.records import Cell, MlflowPending, Run
-from benchlib.settings import database_url, home
+from benchlib.settings import database_url, home, tracking_uri
 
 BATCH = 200
 log = logging.getLogger(__name__)
@@ -101,7 +100,11 @@ class _Batch:
 
 
 def _push(entry: MlflowPending, run: Run, batch: _Batch) -> None:
-    uri = tracking.tracking_uri(run.config.get("mlflow_url", ""))
+    # MLflow takes ~1.5 s to import: here the pusher thread pays it, in the background while
+    # the run goes on, not every process that only plans, records or reads runs.
+    from benchlib import tracking
+
+    uri = tracking_uri(run.config.get("mlflow_url", ""))
     retried = entry.attempts > 1
     if entry.kind == "run":
         batch.parents[run.id] = tracking.push_parent(
@@ -154,7 +157,7 @@ def _drain_batch(run_id: str | None, skip: set[int]) -> int:
                     _push(entry, runs[entry.run_id], batch)
                 except Exception as exc:
                     batch.errors[entry.id] = f"{type(exc).__name__}: {exc}"[:2000]
-                    uri = tracking.tracking_uri(runs[entry.run_id].config.get("mlflow_url", ""))
+                    uri = tracking_uri(runs[entry.run_id].config.get("mlflow_url", ""))
                     if not _reachable(uri):
                         raise MlflowUnavailable(f"MLflow at {uri} is unreachable") from exc
                     skip.add(entry.id)  # refused by a live server: leave it, push the rest
@@ -212,7 +215,7 @@ def _runs_behind(run_id: str | None) -> list[tuple[str, str]]:
         query = query.group_by(MlflowPending.run_id).order_by(func.min(MlflowPending.id))
         ids = list(s.exec(query))
         configs = dict(s.exec(select(Run.id, Run.config).where(col(Run.id).in_(ids))).all())
-    return [(run, tracking.tracking_uri(configs[run].get("mlflow_url", ""))) for run in ids]
+    return [(run, tracking_uri(configs[run].get("mlflow_url", ""))) for run in ids]
 
 
 def _drain(run_id: str | None, resting: set[str] | frozenset[str] = frozenset()) -> set[str]:
