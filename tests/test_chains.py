@@ -8,11 +8,12 @@ import yaml
 from mlflow.tracking import MlflowClient
 from sqlmodel import select
 
-from benchlib import runs, tracking
+from benchlib import runs
 from benchlib.config import build_config
 from benchlib.db import session
 from benchlib.records import Score
 from benchlib.scoring import score_run
+from benchlib.settings import tracking_uri
 from flows.benchmark import benchmark
 from tests.conftest import ROOT
 
@@ -69,7 +70,7 @@ def test_rescoring_replaces_rather_than_adds(analysts_run: str) -> None:
 
 
 def test_chain_cells_get_per_step_metrics_in_mlflow(analysts_run: str) -> None:
-    client = MlflowClient(tracking.tracking_uri(""))
+    client = MlflowClient(tracking_uri(""))
     cells = {c.prompt_version: c for c in runs.run_cells(analysts_run)}
     metrics = client.get_run(cells["bundle"].mlflow_run_id).data.metrics
     assert {"moderator.schema_validity", "bull.reference_consistency", "stability"} <= set(metrics)

@@ -11,11 +11,12 @@ import pytest
 import scipy.stats
 from mlflow.tracking import MlflowClient
 
-from benchlib import runs, tracking
+from benchlib import runs
 from benchlib.config import build_config
 from benchlib.errors import BenchlibError
 from benchlib.leaderboard import build_leaderboard
 from benchlib.records import Candidate, Cell, Judgement, Score
+from benchlib.settings import tracking_uri
 from benchlib.stats import bootstrap_mean, krippendorff_alpha
 from benchlib.suite import load_suite
 from benchlib.verdict import EvalReport, evaluate
@@ -279,7 +280,7 @@ def test_the_flow_publishes_the_verdict_against_latest(compared_runs) -> None:
     # Same seed, same model, temperature fixed: the outputs are reproduced exactly.
     assert not any(p["output_changed"] for p in run.eval_report["pairs"])
     assert run.eval_report["is_acceptable"]
-    client = MlflowClient(tracking.tracking_uri(""))
+    client = MlflowClient(tracking_uri(""))
     artifacts = {a.path for a in client.list_artifacts(run.mlflow_run_id)}
     assert {"leaderboard.json", "report.html", "eval_report.json"} <= artifacts
     assert runs.get_run(first).eval_report is None

@@ -10,12 +10,13 @@ from prefect.flow_engine import run_flow_sync
 from prefect.states import Scheduled
 from sqlmodel import select
 
-from benchlib import events, runs, tracking
+from benchlib import events, runs
 from benchlib.config import build_config
 from benchlib.db import session
 from benchlib.errors import BenchlibError
 from benchlib.providers.local import embedded_model_path, servers
 from benchlib.records import LLMCall, RunStatus, Score
+from benchlib.settings import tracking_uri
 from flows.benchmark import benchmark
 from tests.support.faults import fault_proxy, http_error
 
@@ -84,7 +85,7 @@ def test_leaderboard_rows(small_run: str) -> None:
 
 def test_mlflow_has_a_parent_run_and_a_child_run_per_cell(small_run: str) -> None:
     run = runs.get_run(small_run)
-    client = MlflowClient(tracking.tracking_uri(""))
+    client = MlflowClient(tracking_uri(""))
     experiment = client.get_experiment_by_name("benchlib-tips")
     children = client.search_runs(
         [experiment.experiment_id], f"tags.mlflow.parentRunId = '{run.mlflow_run_id}'"

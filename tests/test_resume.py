@@ -9,9 +9,10 @@ from pathlib import Path
 import yaml
 from mlflow.tracking import MlflowClient
 
-from benchlib import collect, runs, tracking, tracking_outbox
+from benchlib import collect, runs, tracking_outbox
 from benchlib.config import build_config
 from benchlib.records import CellStatus, RunStatus
+from benchlib.settings import tracking_uri
 from benchlib.tracking import CELL_TAG
 from tests.conftest import ROOT, TIPS
 from tests.support.cli import benchlib
@@ -81,7 +82,7 @@ def test_a_killed_run_resumes_without_generating_or_recording_twice(
     # The answer received before the kill came back from the response cache.
     assert [c.cell_id for c in candidates if c.cached] == [cells[1].id]
 
-    client = MlflowClient(tracking.tracking_uri(""))
+    client = MlflowClient(tracking_uri(""))
     experiment = client.get_experiment_by_name("resume-test")
     children = client.search_runs(
         [experiment.experiment_id], f"tags.mlflow.parentRunId = '{run.mlflow_run_id}'"
@@ -107,7 +108,7 @@ def test_a_cell_recorded_before_a_crash_is_not_run_or_logged_again(
     assert proxy.forwarded == 2
     assert len([c for c in runs.run_candidates(plan.context.run_id) if c.cell_id == cell.id]) == 2
     assert tracking_outbox.sync(plan.context.run_id, timeout_s=60) == 0
-    client = MlflowClient(tracking.tracking_uri(""))
+    client = MlflowClient(tracking_uri(""))
     experiment = client.get_experiment_by_name("recorded")
     found = client.search_runs([experiment.experiment_id], f"tags.`{CELL_TAG}` = '{cell.id}'")
     assert len(found) == 1
