@@ -96,12 +96,15 @@ def _run_chain(
     budget: AttemptBudget,
     candidates: list[Candidate],
     calls: list[LLMCall],
-) -> None:
-    """Attempt `index` through every step; each step sees the parsed outputs before it.
+) -> float:
+    """Attempt `index` through every step; each step sees the parsed outputs before it. Returns
+    the seconds spent loading the model: it is loaded at the first answer not in the cache, so
+    a block the cache answers whole never loads it.
 
     A step whose template reads something an earlier output lacks fails the rest of the chain
     (recorded, with the reason); a provider failure propagates and fails the cell.
     """
+    load_s = 0.0
     context: dict[str, Any] = {**cell.scenario_vars, "steps": {}}
     for step_index, plan in enumerate(cell.steps):
         try:
@@ -114,7 +117,7 @@ def _run_chain(
             candidates.extend(
                 _not_run(cell, index, later, reason) for later in range(step_index, len(cell.steps))
             )
-            return
+            return load_s
         request = ChatRequest(
             messages=messages,
             temperature=cell.temperature,
@@ -126,6 +129,7 @@ def _run_chain(
         result = cache.lookup(key) if cell.cache == "use" else None
         cached = result is not None
         if result is None:
+            load_s += provider.load()
             attempts: list[CallRecord] = []
             try:
                 result = provider.chat(request, budget, attempts)
@@ -139,6 +143,7 @@ def _run_chain(
         candidate.cached = cached
         candidates.append(candidate)
         context["steps"][plan.step.name] = candidate.parsed
+    return load_s
 
 
 def recorded_outcome(cell_id: str) -> CellOutcome | None:
@@ -152,21 +157,21 @@ def recorded_outcome(cell_id: str) -> CellOutcome | None:
 
 
 def run_cell(plan: RunContext, cell: CellPlan) -> CellOutcome:
-    # A process killed after the cell's transaction but before Prefect stored the task's result
-    # leaves a recorded cell that a resumed flow run would otherwise generate and log again.
+    # Blocks skip recorded cells when they start; a cell recorded since (by a block run again
+    # elsewhere while this one was thought dead) must not be generated and logged twice.
     if done := recorded_outcome(cell.id):
         return done
     provider = provider_for(ModelSpec.parse(cell.model), plan.config)
     started_at = utcnow()
     start = time.perf_counter()
-    load_s = provider.load()
+    load_s = 0.0
     budget = AttemptBudget(cell.attempt_budget, plan.config.max_backoff_s)
     candidates: list[Candidate] = []
     calls: list[LLMCall] = []
     error = None
     for index in range(cell.n_candidates):
         try:
-            _run_chain(provider, cell, index, budget, candidates, calls)
+            load_s += _run_chain(provider, cell, index, budget, candidates, calls)
         except ProviderError as exc:
             error = str(exc)
             break

@@ -3,8 +3,8 @@
 Prefect only knows a flow run is `Running`; whether anything still runs it is the question. The
 flow writes `host:pid` of its process into the flow run's `infrastructure_pid` (a process worker
 writes the bare pid there too) so `benchlib resume` can look. Re-running the same flow run replays
-it from the top: finished cells come back from Prefect's persisted task results and answers
-already received come from the response cache, so nothing is generated or recorded twice. The
+it from the top: cells the database has recorded are skipped and answers already received
+come from the response cache, so nothing is generated or recorded twice. The
 `gpu` slot the dead process held is released through its lease (see orchestration.gpu_slot).
 """
 

@@ -45,9 +45,14 @@ class MlflowUnavailable(Exception):
 def enqueue(
     s: Session, run_id: str, kind: Kind, payload: dict[str, Any], cell_id: str | None = None
 ) -> None:
-    """Add an entry inside the caller's transaction; the pusher hears of it once it commits."""
+    """Add an entry inside the caller's transaction; the pusher hears of it once it commits.
+
+    A new run's parent entry does not wake it: it goes with the run's first cell (or the `sync`
+    at the end). The pusher's first push imports MLflow (~1.5 s of CPU, holding the GIL); that
+    way it overlaps the first generation rather than slowing the run's start-up.
+    """
     s.add(MlflowPending(run_id=run_id, cell_id=cell_id, kind=kind, payload=payload))
-    if not event.contains(s, "after_commit", _wake_pusher):
+    if kind != "run" and not event.contains(s, "after_commit", _wake_pusher):
         event.listen(s, "after_commit", _wake_pusher)
 
 

@@ -37,11 +37,15 @@ def mark_run(run_id: str, status: RunStatus, error: str | None = None) -> None:
 
 
 @task(
-    persist_result=True,
+    cache_policy=NO_CACHE,
+    persist_result=False,
     task_run_name="{cell.model} | {cell.prompt_version} | {cell.scenario_id}",
 )
 def run_cell(context: RunContext, cell: CellPlan) -> collect.CellOutcome:
-    """Runs while the flow holds the `gpu` slot for this cell's model block."""
+    """Runs while the flow holds the `gpu` slot for this cell's model block. Neither cached nor
+    persisted by Prefect: the database says what is done (a replayed block skips recorded
+    cells; a cell committed just before a crash is returned as recorded), so hashing every
+    cell's inputs and writing a result file per cell bought nothing."""
     return collect.run_cell(context, cell)
 
 
@@ -62,11 +66,12 @@ def apply_inline_scores(run_id: str, judge: str, scores: dict[str, dict[str, flo
     return None
 
 
-@task
+@task(cache_policy=NO_CACHE)
 def release_model(context: RunContext, model: str) -> None:
     """Free a model once its block of cells is done: Ollama gets keep_alive=0, the local
     llama.cpp server stops. Reached through the `providers` module: a worker pickles this
-    function by value, and the server pool (it holds a lock) cannot be pickled."""
+    function by value, and the server pool (it holds a lock) cannot be pickled. Not cached:
+    a block run again loads its model again, and hashing the run's context cost ~0.3 s."""
     providers.provider_for(ModelSpec.parse(model), context.config).unload()
 
 

@@ -6,7 +6,9 @@ import pytest
 from benchlib import cache, runs
 from benchlib.config import build_config
 from benchlib.providers import ChatRequest, ChatResult
+from benchlib.providers.local import embedded_model_path, servers
 from flows.benchmark import benchmark
+from tests.conftest import TIPS
 from tests.support.faults import fault_proxy, http_error
 
 REQUEST = ChatRequest(
@@ -96,3 +98,33 @@ def test_an_unchanged_rerun_makes_no_provider_call(prefect_api, small_config, co
     assert proxy.forwarded == calls_after_first + 6
     benchmark(**build_config(values | {"no_cache": True}).model_dump())
     assert proxy.forwarded == calls_after_first + 10
+
+
+def test_a_block_the_cache_answers_whole_loads_no_model(prefect_api: str) -> None:
+    """The local model is loaded at a block's first answer not in the cache: the first run
+    starts its llama.cpp server once; the rerun, answered from the cache, starts none and
+    records no load."""
+    path = str(embedded_model_path())
+    values = {
+        "suite": str(TIPS),
+        "models": ["local:smol-cached"],
+        "local_models": {"smol-cached": path},
+        "prompts": ["v1"],
+        "n_scenarios": 2,
+        "n_candidates": 1,
+        "max_tokens": 16,
+        "temperature": 0.0,
+        "seed": 777,  # no other test's cached answers
+        "judge": "skip",
+        "no_cache": False,
+        "experiment": "cache-load-test",
+    }
+    started = servers.loads
+    first = benchmark(**build_config(values).model_dump())["run_id"]
+    assert servers.loads - started == 1
+    assert runs.model_loads(first)[0] == 1
+
+    second = benchmark(**build_config(values).model_dump())["run_id"]
+    assert servers.loads - started == 1
+    assert runs.model_loads(second) == (0, 0.0)
+    assert all(c.cached for c in runs.run_candidates(second))

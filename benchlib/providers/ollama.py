@@ -84,6 +84,7 @@ class OllamaProvider(Provider):
         }
         if request.response_schema is not None:
             body["format"] = request.response_schema
+        self._held = True  # keep_alive: Ollama holds it after this call
         payload, latency = post_json(
             self.client, "/api/chat", body, budget, calls, describe=str(self.spec)
         )
@@ -117,5 +118,9 @@ class OllamaProvider(Provider):
         return response.json().get("load_duration", 0) / 1e9
 
     def unload(self) -> None:
+        """keep_alive=0, for a model this block asked Ollama for: a block the response cache
+        answered whole never talked to Ollama and has nothing to free."""
+        if not self._held:
+            return
         self._held = False
         self._post("/api/generate", {"model": self.spec.model, "keep_alive": 0})
