@@ -83,6 +83,13 @@ class BenchmarkConfig(BaseModel):
         description="local: this process generates every cell; pool: one child flow run per "
         "model on the `benchlib-gpu` work pool (see deployments/README.md).",
     )
+    max_inflight: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Requests in flight at once to a model's server within its one `gpu` slot, "
+        "for servers that batch them (vLLM, llama.cpp; the local server gets this many slots).",
+    )
     judge: Literal["human", "skip"] = Field(
         "human",
         description="human: wait for judgements (a deployment suspends; the CLI offers terminal "

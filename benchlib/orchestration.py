@@ -34,8 +34,7 @@ GPU_SLOTS_ENV = "BENCHLIB_GPU_SLOTS"
 
 
 def gpu_slots() -> int:
-    """Slots of this host (its GPUs): also the width of the flow's task runner, which keeps
-    cells in submission (model-major) order instead of racing for the slot."""
+    """Slots of this host (its GPUs): models loaded at once."""
     return int(os.environ.get(GPU_SLOTS_ENV, "1"))
 
 

@@ -8,12 +8,10 @@ from typing import Literal
 
 from prefect import flow
 from prefect.runtime import deployment, flow_run
-from prefect.task_runners import ThreadPoolTaskRunner
 
 from benchlib import runs
 from benchlib.config import build_config
 from benchlib.grid import model_blocks
-from benchlib.orchestration import gpu_slots
 from benchlib.records import CellStatus, RunStatus
 from benchlib.recovery import record_process
 from flows.compare import compare
@@ -26,7 +24,6 @@ from tasks.benchmark import fan_out, mark_run, plan, push_to_mlflow
 @flow(
     name="benchmark",
     persist_result=True,
-    task_runner=ThreadPoolTaskRunner(max_workers=gpu_slots()),
     log_prints=True,
 )
 def benchmark(
@@ -52,6 +49,7 @@ def benchmark(
     no_cache: bool = False,
     refresh: bool = False,
     execution: Literal["local", "pool"] = "local",
+    max_inflight: int = 1,
     judge: Literal["human", "skip"] = "human",
     judge_timeout_s: int = 604800,
     baseline: str = "",
@@ -88,6 +86,8 @@ def benchmark(
         refresh: Call the provider again and refresh the cache.
         execution: local: this process generates every cell; pool: one child flow run per
             model on the `benchlib-gpu` work pool (see deployments/README.md).
+        max_inflight: Requests in flight at once to a model's server within its one `gpu` slot,
+            for servers that batch them (vLLM, llama.cpp; the local server gets this many slots).
         judge: human: wait for judgements (a deployment suspends; the CLI offers terminal
             judging); skip: objective scores only.
         judge_timeout_s: How long a deployment run waits for judges.

@@ -21,14 +21,17 @@ def generate_block(context: RunContext, block: list[CellPlan]) -> None:
 
     Cells an earlier attempt finished are skipped: a block whose worker died is run again
     elsewhere without redoing them. The slot is taken once for the whole block, not per cell:
-    Prefect makes each re-acquisition wait ~2 s.
+    Prefect makes each re-acquisition wait ~2 s. Inside it, a task runner of `max_inflight`
+    threads sends that many of the block's cells to the loaded model at once (servers batch
+    them), taking them in model-major order; 1 is one cell at a time.
     """
     todo = pending_cells(block)
     if not todo:
         return
     with gpu_slot(flow_run.get_id()):
         try:
-            run_cell.map(unmapped(context), todo).result()
+            with ThreadPoolTaskRunner(max_workers=context.config.max_inflight) as inflight:
+                inflight.map(run_cell, {"context": unmapped(context), "cell": todo}).result()
         finally:
             release_model(context, todo[0].model)
 
@@ -36,8 +39,6 @@ def generate_block(context: RunContext, block: list[CellPlan]) -> None:
 @flow(
     name=BLOCK_FLOW,
     persist_result=True,
-    # One cell at a time: the block's model is loaded once and serves one request at a time.
-    task_runner=ThreadPoolTaskRunner(max_workers=1),
     log_prints=True,
 )
 def model_block(context: RunContext, cells: list[CellPlan]) -> int:

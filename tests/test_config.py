@@ -36,6 +36,7 @@ def test_n_tips_is_accepted_as_the_old_name_of_n_candidates() -> None:
         ({"n_candidates": 0}, "n_candidates"),
         ({"max_tokens": -1}, "max_tokens"),
         ({"max_model_b": 0}, "max_model_b"),
+        ({"max_inflight": 0}, "max_inflight"),
         ({"temprature": 0.2}, "temprature: Extra inputs are not permitted"),
         ({"prompts": ["v1", "v1"]}, "duplicate prompt versions"),
         ({"max_attempts_per_cell": 2, "n_candidates": 3}, "max_attempts_per_cell (2)"),

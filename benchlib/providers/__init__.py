@@ -40,9 +40,10 @@ def _provider(
     openai_base_url: str,
     api_key_env: str,
     local_models: tuple[tuple[str, str], ...],
+    max_inflight: int,
 ) -> Provider:
     if spec.provider == "local":
-        return LocalProvider(spec, dict(local_models), timeout_s)
+        return LocalProvider(spec, dict(local_models), timeout_s, slots=max_inflight)
     if spec.provider == "ollama":
         return OllamaProvider(spec, ollama_url, timeout_s)
     return OpenAIProvider(spec, openai_base_url, timeout_s, api_key_env)
@@ -56,4 +57,5 @@ def provider_for(spec: ModelSpec, config: BenchmarkConfig) -> Provider:
         config.openai_base_url,
         config.openai_api_key_env,
         tuple(sorted(config.local_models.items())),
+        config.max_inflight,
     )

@@ -111,6 +111,7 @@ def gguf_size_b(path: Path) -> float:
 
 
 THREADS_ENV = "BENCHLIB_LLAMA_THREADS"
+SLOT_CTX = 4096  # context of each server slot: prompt + completion of one request
 
 
 def llama_threads() -> int | None:
@@ -131,7 +132,12 @@ class LlamaServer:
     """A running xllamacpp server; dropping the last reference to `server` stops it."""
 
     def __init__(
-        self, path: Path, alias: str, threads: int | None = None, cache_prompt: bool = True
+        self,
+        path: Path,
+        alias: str,
+        threads: int | None = None,
+        cache_prompt: bool = True,
+        slots: int = 1,
     ):
         import xllamacpp  # imported on first use: it loads a native library
 
@@ -140,14 +146,16 @@ class LlamaServer:
         params.model_alias = {alias}
         params.hostnames = ["127.0.0.1"]
         params.port = free_port()
-        params.n_parallel = 1
-        params.n_ctx = 4096
+        # Slots decode their requests in one batch; llama.cpp splits n_ctx among them.
+        params.n_parallel = slots
+        params.n_ctx = SLOT_CTX * slots
         params.cache_prompt = cache_prompt
         params.verbosity = -1
         params.cpuparams.n_threads = threads or max(1, os.cpu_count() or 1)
         start = time.perf_counter()
         self.server = xllamacpp.Server(params)
         self.url = f"http://127.0.0.1:{params.port}"
+        self.slots = slots
         self._wait_healthy()
         self.load_s = time.perf_counter() - start
 
@@ -174,13 +182,14 @@ class ServerPool:
         self._running: dict[Path, LlamaServer] = {}
         self.loads = 0
 
-    def serve(self, path: Path, alias: str) -> tuple[LlamaServer, bool]:
-        """The server for `path` and whether it had to be started now."""
+    def serve(self, path: Path, alias: str, slots: int = 1) -> tuple[LlamaServer, bool]:
+        """The server for `path` with `slots` slots and whether it had to be started now."""
         with self._lock:
-            if path in self._running:
-                return self._running[path], False
+            running = self._running.get(path)
+            if running and running.slots == slots:
+                return running, False
             self._stop_all()
-            server = LlamaServer(path, alias, threads=llama_threads())
+            server = LlamaServer(path, alias, threads=llama_threads(), slots=slots)
             self._running[path] = server
             self.loads += 1
             return server, True
@@ -207,16 +216,20 @@ class LocalProvider(OpenAIProvider):
     # outputs: reproducibility (same seed, same output) is worth the few ms.
     extra_body: ClassVar[dict[str, Any]] = {"cache_prompt": False}
 
-    def __init__(self, spec: ModelSpec, aliases: dict[str, str], timeout_s: float):
+    def __init__(self, spec: ModelSpec, aliases: dict[str, str], timeout_s: float, slots: int = 1):
         self.path = resolve_gguf(spec.model, aliases)
+        self.slots = slots
         self._timeout_s = timeout_s
         super().__init__(spec, base_url="http://127.0.0.1:0/v1", timeout_s=timeout_s)
 
     def load(self) -> float:
-        server, started = servers.serve(self.path, self.spec.model)
-        if self.base_url != f"{server.url}/v1":
-            self.base_url = f"{server.url}/v1"
-            self.client = httpx.Client(base_url=self.base_url, timeout=self._timeout_s)
+        """Called by every cell, several at once with max_inflight > 1: the client is in place
+        before `base_url` says so, so a cell that finds the URL current also has its client."""
+        server, started = servers.serve(self.path, self.spec.model, self.slots)
+        url = f"{server.url}/v1"
+        if self.base_url != url:
+            self.client = httpx.Client(base_url=url, timeout=self._timeout_s)
+            self.base_url = url
         return server.load_s if started else 0.0
 
     def preflight(self) -> ModelInfo:

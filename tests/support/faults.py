@@ -81,6 +81,8 @@ class FaultProxy:
     forwarded: int = 0  # chat requests the model answered
     injected: Counter = field(default_factory=Counter)  # faults by label
     delivered: list[str] = field(default_factory=list)  # hashes of requests answered in full
+    in_flight: int = 0  # chat requests received and not yet answered
+    max_in_flight: int = 0  # the most at once
     connections: set[asyncio.StreamWriter] = field(default_factory=set)
 
     def regenerated(self) -> int:
@@ -107,6 +109,20 @@ class FaultProxy:
             _respond(writer, status, content)
             return True
         self.seen += 1
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self._answer_chat(request, reader, writer)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer_chat(
+        self,
+        request: tuple[str, str, bytes],
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> bool:
+        method, path, body = request
         fault = self.schedule.pop(0) if self.schedule else PASS
         if fault.kind != "pass":
             self.injected[fault.label] += 1
