@@ -96,6 +96,17 @@ class FaultProxy:
             )
         return response.status_code, response.content
 
+    @contextmanager
+    def _counted(self) -> Iterator[None]:
+        """One chat request from arrival to answer (the proxy's one event-loop thread counts)."""
+        self.seen += 1
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+
     async def _answer(
         self,
         request: tuple[str, str, bytes],
@@ -108,56 +119,43 @@ class FaultProxy:
             status, content = await self._forward(method, path, body)
             _respond(writer, status, content)
             return True
-        self.seen += 1
-        self.in_flight += 1
-        self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            return await self._answer_chat(request, reader, writer)
-        finally:
-            self.in_flight -= 1
-
-    async def _answer_chat(
-        self,
-        request: tuple[str, str, bytes],
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-    ) -> bool:
-        method, path, body = request
-        fault = self.schedule.pop(0) if self.schedule else PASS
-        if fault.kind != "pass":
-            self.injected[fault.label] += 1
-        if fault.kind == "status":
-            error = json.dumps({"error": {"message": f"injected {fault.status}"}}).encode()
-            extra = {"Retry-After": fault.retry_after} if fault.retry_after else {}
-            _respond(writer, fault.status, error, extra)
+        with self._counted():
+            fault = self.schedule.pop(0) if self.schedule else PASS
+            if fault.kind != "pass":
+                self.injected[fault.label] += 1
+            if fault.kind == "status":
+                error = json.dumps({"error": {"message": f"injected {fault.status}"}}).encode()
+                extra = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+                _respond(writer, fault.status, error, extra)
+                return True
+            if fault.kind == "reset":
+                sock = writer.get_extra_info("socket")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                writer.transport.abort()
+                return False
+            if fault.kind == "stall":
+                # Hold the request until the client hangs up (its timeout, or its process
+                # killed), at most `seconds`.
+                await asyncio.wait_for(reader.read(), fault.seconds)
+                return False
+            if fault.kind == "not_json":
+                page = b"<html><body>502 upstream hiccup</body></html>"
+                _respond(writer, 200, page, {}, "text/html")
+                return True
+            if fault.kind == "slow":
+                await asyncio.sleep(fault.seconds)
+            status, content = await self._forward(method, path, body)
+            self.forwarded += 1
+            if fault.kind == "truncated":
+                content = content[: len(content) // 2]
+            elif fault.kind == "garbage" and status == 200:
+                answer = json.loads(content)
+                answer["choices"][0]["message"]["content"] = GARBAGE_TEXT
+                content = json.dumps(answer).encode()
+            if status == 200 and fault.kind != "truncated":
+                self.delivered.append(hashlib.sha256(body).hexdigest())
+            _respond(writer, status, content)
             return True
-        if fault.kind == "reset":
-            sock = writer.get_extra_info("socket")
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            writer.transport.abort()
-            return False
-        if fault.kind == "stall":
-            # Hold the request until the client hangs up (its timeout, or its process killed),
-            # at most `seconds`.
-            await asyncio.wait_for(reader.read(), fault.seconds)
-            return False
-        if fault.kind == "not_json":
-            _respond(writer, 200, b"<html><body>502 upstream hiccup</body></html>", {}, "text/html")
-            return True
-        if fault.kind == "slow":
-            await asyncio.sleep(fault.seconds)
-        status, content = await self._forward(method, path, body)
-        self.forwarded += 1
-        if fault.kind == "truncated":
-            content = content[: len(content) // 2]
-        elif fault.kind == "garbage" and status == 200:
-            answer = json.loads(content)
-            answer["choices"][0]["message"]["content"] = GARBAGE_TEXT
-            content = json.dumps(answer).encode()
-        if status == 200 and fault.kind != "truncated":
-            self.delivered.append(hashlib.sha256(body).hexdigest())
-        _respond(writer, status, content)
-        return True
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         self.connections.add(writer)
