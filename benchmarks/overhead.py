@@ -1,10 +1,17 @@
 """Harness overhead on the fixed peer grid (../shared/peer-grid: 2 prompts × 12 scenarios, 1
 model, temperature 0, max_tokens 64), against one llama.cpp server with its prompt cache off:
 
-  raw       a plain httpx loop, the physical floor
+  raw       a plain httpx loop (benchmarks/raw_loop.py), the physical floor
   cold      `benchlib run` with no Prefect server running (ephemeral server start included)
   stack     `benchlib run` against an already running `prefect server start`
   warm      the same grid again with the response cache (zero provider calls expected)
+
+Every harness is its own process, timed from here, so each pays interpreter start alike. Every
+harness talks to the server through one counting loopback proxy: the llama.cpp server that
+xllamacpp embeds answers /metrics only when started with --metrics (LlamaServer does not) and its
+/slots shows no task counter, so calls and completion tokens are counted on the wire, the same
+way for everyone. The suite's versions do not ask for structured output, so benchlib sends no
+response_format, like the raw loop and the peers: the token column shows they generate the same.
 
 Runs alternate, `--repeats` times; prints a table and writes benchmarks/results/overhead.json.
     .venv/bin/python benchmarks/overhead.py [--repeats 3] [--grid ../shared/peer-grid]
@@ -14,11 +21,17 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -27,6 +40,8 @@ import yaml
 from benchlib.providers.local import LlamaServer, embedded_model_path, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+RAW_LOOP = Path(__file__).resolve().parent / "raw_loop.py"
+ALIAS = "smollm2"
 
 
 def wait_healthy(url: str, timeout_s: float = 120) -> None:
@@ -39,6 +54,144 @@ def wait_healthy(url: str, timeout_s: float = 120) -> None:
             pass
         time.sleep(0.1)
     raise RuntimeError(f"{url} did not answer")
+
+
+@dataclass
+class Tally:
+    calls: int = 0
+    completion_tokens: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def take(self) -> tuple[int, int]:
+        """The counts since the last take, reset to zero: one harness run's share."""
+        with self.lock:
+            counts = (self.calls, self.completion_tokens)
+            self.calls = self.completion_tokens = 0
+        return counts
+
+
+class CountingProxy:
+    """A loopback HTTP/1.1 proxy in front of the model server that counts chat completions and
+    the completion tokens they returned; every harness is pointed at it instead of the server."""
+
+    def __init__(self, upstream: str) -> None:
+        self.tally = Tally()
+        client = httpx.Client(base_url=upstream, timeout=300)
+        tally = self.tally
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as the harnesses expect of a server
+
+            def forward(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {"Content-Type": self.headers.get("Content-Type") or "application/json"}
+                answer = client.request(self.command, self.path, content=body, headers=headers)
+                if self.command == "POST" and self.path.endswith("/chat/completions"):
+                    usage = answer.json().get("usage") or {} if answer.is_success else {}
+                    with tally.lock:
+                        tally.calls += 1
+                        tally.completion_tokens += usage.get("completion_tokens", 0)
+                self.send_response(answer.status_code)
+                self.send_header("Content-Type", answer.headers.get("content-type", "text/plain"))
+                self.send_header("Content-Length", str(len(answer.content)))
+                self.end_headers()
+                self.wfile.write(answer.content)
+
+            do_GET = do_POST = forward
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@contextmanager
+def model_server() -> Iterator[CountingProxy]:
+    """The grid's one model server (2 threads, prompt cache off) behind the counting proxy."""
+    llama = LlamaServer(embedded_model_path(), ALIAS, threads=2, cache_prompt=False)
+    proxy = CountingProxy(llama.url)
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+        llama.stop()
+
+
+@contextmanager
+def prefect_stack(base_env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """A running `prefect server start`; yields the environment that points benchlib at it."""
+    port = free_port()
+    prefect = subprocess.Popen(
+        [str(Path(sys.executable).parent / "prefect"), "server", "start", "--port", str(port)],
+        env=dict(base_env, PREFECT_SERVER_ANALYTICS_ENABLED="false"),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}/api/health")
+        yield dict(base_env, PREFECT_API_URL=f"http://127.0.0.1:{port}/api")
+    finally:
+        prefect.terminate()
+        prefect.wait(30)
+
+
+def benchlib_env(work: Path) -> dict[str, str]:
+    """A private benchlib and Prefect home under `work`, with no stack configured."""
+    env = dict(os.environ, BENCHLIB_HOME=str(work / "home"), PREFECT_HOME=str(work / "prefect"))
+    env.pop("PREFECT_API_URL", None)
+    return env
+
+
+class HarnessFailed(RuntimeError):
+    pass
+
+
+@dataclass
+class Measure:
+    """One harness's runs: wall seconds, provider calls and completion tokens of each."""
+
+    wall_s: list[float] = field(default_factory=list)
+    calls: list[int] = field(default_factory=list)
+    tokens: list[int] = field(default_factory=list)
+    error: str = ""
+
+    def timed(
+        self,
+        proxy: CountingProxy,
+        command: list[str],
+        env: dict[str, str] | None = None,
+        ok_codes: tuple[int, ...] = (0,),
+        cwd: Path = ROOT,
+    ) -> None:
+        """Runs `command` as a process, timed from here; a failure raises HarnessFailed with
+        the end of what the process said."""
+        proxy.tally.take()
+        start = time.perf_counter()
+        done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+        wall_s = time.perf_counter() - start
+        if done.returncode not in ok_codes:
+            said = (done.stderr.strip() or done.stdout.strip()).splitlines()[-3:]
+            raise HarnessFailed(
+                f"{Path(command[0]).name} exit {done.returncode}: {' | '.join(said)}"
+            )
+        self.wall_s.append(wall_s)
+        calls, tokens = proxy.tally.take()
+        self.calls.append(calls)
+        self.tokens.append(tokens)
+
+    @property
+    def median_s(self) -> float:
+        return statistics.median(self.wall_s)
+
+
+def raw_command(grid: Path, url: str) -> list[str]:
+    return [sys.executable, str(RAW_LOOP), str(grid), url]
 
 
 def write_suite(grid: Path, folder: Path) -> None:
@@ -56,86 +209,94 @@ def write_suite(grid: Path, folder: Path) -> None:
         (folder / "versions" / f"{name}.yaml").write_text(yaml.safe_dump(version))
 
 
-def raw_loop(grid: Path, url: str) -> float:
-    prompts = json.loads((grid / "prompts.json").read_text())
-    scenarios = json.loads((grid / "scenarios.json").read_text())
+def benchlib_command(suite: Path, grid: Path, url: str, cache: bool) -> list[str]:
     params = json.loads((grid / "params.json").read_text())
-    start = time.perf_counter()
-    with httpx.Client(base_url=url, timeout=120) as client:
-        for messages in prompts.values():
-            for scenario in scenarios:
-                rendered = []
-                for m in messages:
-                    text = m["content"]
-                    for key, value in scenario.items():
-                        text = text.replace("{{" + key + "}}", str(value))
-                    rendered.append({"role": m["role"], "content": text})
-                body = {
-                    "model": "smollm2",
-                    "messages": rendered,
-                    "temperature": params["temperature"],
-                    "max_tokens": params["max_tokens"],
-                }
-                client.post("/v1/chat/completions", json=body).raise_for_status()
-    return time.perf_counter() - start
-
-
-def benchlib_run(suite: Path, url: str, env: dict[str, str], cache: bool) -> float:
-    command = [
+    return [
         *(sys.executable, "-m", "benchlib.cli", "run", str(suite)),
-        *("--model", "openai:smollm2", "--openai-base-url", f"{url}/v1"),
-        *("--temperature", "0", "--max-tokens", "64", "--n-candidates", "1"),
-        *("--judge", "skip", "--experiment", "overhead"),
+        *("--model", f"openai:{params['model']}", "--openai-base-url", f"{url}/v1"),
+        *("--temperature", str(params["temperature"]), "--max-tokens", str(params["max_tokens"])),
+        *("--n-candidates", str(params["n"]), "--judge", "skip", "--experiment", "overhead"),
         *(() if cache else ("--no-cache",)),
     ]
-    start = time.perf_counter()
-    subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True)
-    return time.perf_counter() - start
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def print_table(results: dict[str, Measure]) -> None:
+    raw = results["raw"].median_s
+    print(f"{'harness':<10} {'median s':>9} {'÷ raw':>7} {'calls':>6} {'tokens':>7}   runs (s)")
+    for name, m in results.items():
+        if m.error:
+            print(f"{name:<10} {'—':>9} {'—':>7} {'—':>6} {'—':>7}   {m.error}")
+            continue
+        calls = "/".join(str(c) for c in sorted(set(m.calls)))
+        tokens = "/".join(str(t) for t in sorted(set(m.tokens)))
+        runs = " ".join(f"{v:.1f}" for v in m.wall_s)
+        ratio = m.median_s / raw
+        print(f"{name:<10} {m.median_s:>9.1f} {ratio:>7.2f} {calls:>6} {tokens:>7}   {runs}")
+    print(f"load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+
+def write_results(name: str, results: dict[str, Measure], **extra: object) -> None:
+    out = ROOT / "benchmarks" / "results" / f"{name}.json"
+    out.parent.mkdir(exist_ok=True)
+    rows = {
+        harness: {
+            "wall_s": m.wall_s,
+            "median_s": m.median_s if m.wall_s else None,
+            "ratio_to_raw": m.median_s / results["raw"].median_s if m.wall_s else None,
+            "calls": m.calls,
+            "completion_tokens": m.tokens,
+            "error": m.error,
+        }
+        for harness, m in results.items()
+    }
+    record = {"load_average": os.getloadavg(), **extra, "harnesses": rows}
+    out.write_text(json.dumps(record, indent=2))
+
+
+@dataclass
+class Bench:
+    """What a benchmark of the peer grid runs in: its arguments, a private work folder holding
+    the grid as a benchlib suite, the model server's proxy and a running Prefect stack."""
+
+    repeats: int
+    grid: Path
+    work: Path
+    suite: Path
+    env: dict[str, str]  # benchlib with no stack running
+    stack_env: dict[str, str]  # benchlib against the running stack
+    proxy: CountingProxy
+
+
+@contextmanager
+def bench(doc: str, name: str) -> Iterator[Bench]:
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--grid", type=Path, default=ROOT.parent / "shared" / "peer-grid")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="benchlib-overhead-"))
-    suite = work / "peer-grid"
-    write_suite(args.grid, suite)
-    base_env = dict(os.environ, BENCHLIB_HOME=str(work / "home"))
-    base_env.pop("PREFECT_API_URL", None)
-    base_env["PREFECT_HOME"] = str(work / "prefect-home")
-    llama = LlamaServer(embedded_model_path(), "smollm2", threads=2, cache_prompt=False)
-    url = llama.url
+    # a killed benchmark still stops its servers: SIGTERM unwinds the context managers below
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    with tempfile.TemporaryDirectory(prefix=f"benchlib-{name}-") as folder:
+        work = Path(folder)
+        write_suite(args.grid, work / "peer-grid")
+        env = benchlib_env(work)
+        with model_server() as proxy, prefect_stack(env) as stack_env:
+            yield Bench(args.repeats, args.grid, work, work / "peer-grid", env, stack_env, proxy)
 
-    port = free_port()
-    prefect_env = dict(base_env, PREFECT_SERVER_ANALYTICS_ENABLED="false")
-    prefect = subprocess.Popen(
-        [str(Path(sys.executable).parent / "prefect"), "server", "start", "--port", str(port)],
-        env=prefect_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    stack_env = dict(base_env, PREFECT_API_URL=f"http://127.0.0.1:{port}/api")
-    wait_healthy(f"http://127.0.0.1:{port}/api/health")
 
-    times: dict[str, list[float]] = {"raw": [], "cold": [], "stack": [], "warm": []}
-    try:
-        benchlib_run(suite, url, stack_env, cache=True)  # fills the cache for "warm"
-        for _ in range(args.repeats):
-            times["raw"].append(raw_loop(args.grid, url))
-            times["cold"].append(benchlib_run(suite, url, base_env, cache=False))
-            times["stack"].append(benchlib_run(suite, url, stack_env, cache=False))
-            times["warm"].append(benchlib_run(suite, url, stack_env, cache=True))
-    finally:
-        prefect.terminate()
-        llama.stop()
-    median = {name: statistics.median(values) for name, values in times.items()}
-    print(f"{'harness':<8} {'median s':>9} {'÷ raw':>7}   runs")
-    for name, value in median.items():
-        runs = " ".join(f"{v:.1f}" for v in times[name])
-        print(f"{name:<8} {value:>9.1f} {value / median['raw']:>7.2f}   {runs}")
-    print(f"warm rerun = {median['warm'] / median['cold']:.1%} of the cold run")
-    out = ROOT / "benchmarks" / "results" / "overhead.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"times": times, "median": median}, indent=2))
+def main() -> None:
+    results = {name: Measure() for name in ("raw", "cold", "stack", "warm")}
+    with bench(__doc__ or "", "overhead") as b:
+        cold = benchlib_command(b.suite, b.grid, b.proxy.url, cache=False)
+        warm = benchlib_command(b.suite, b.grid, b.proxy.url, cache=True)
+        Measure().timed(b.proxy, warm, b.stack_env)  # fills the cache for "warm"
+        for _ in range(b.repeats):
+            results["raw"].timed(b.proxy, raw_command(b.grid, b.proxy.url))
+            results["cold"].timed(b.proxy, cold, b.env)
+            results["stack"].timed(b.proxy, cold, b.stack_env)
+            results["warm"].timed(b.proxy, warm, b.stack_env)
+    print_table(results)
+    print(f"warm rerun = {results['warm'].median_s / results['cold'].median_s:.1%} of the cold run")
+    write_results("overhead", results, repeats=b.repeats)
 
 
 if __name__ == "__main__":
