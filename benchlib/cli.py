@@ -37,7 +37,7 @@ from benchlib.judge_session import judge_in_terminal
 from benchlib.orchestration import ensure_gpu_limit, in_process_flow, resume_run
 from benchlib.pool import GPU_POOL, default_worker_name, worker_command, worker_env
 from benchlib.records import RunStatus
-from benchlib.settings import tracking_uri
+from benchlib.settings import configure_prefect_servers, tracking_uri
 from benchlib.suite import scenarios_file
 from benchlib.yamldoc import read_yaml
 
@@ -131,7 +131,7 @@ def run(
     """Run a benchmark on this machine: plan, generate every cell, score, print the leaderboard."""
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    configure_prefect_servers()
     if overrides.get("local_models") is not None:
         overrides["local_models"] = _key_values(overrides["local_models"])
     config = load_config(config_file, suite=suite, **overrides)

@@ -19,21 +19,10 @@ from pydantic import BaseModel
 from benchlib.errors import BenchlibError
 from benchlib.orchestration import gpu_slots
 from benchlib.pool import default_worker_name, worker_command, worker_env
-from benchlib.settings import home
+from benchlib.settings import PREFECT_SERVER_ENV, home
 
 PROJECT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-
-
-# Prefect's task run recorder writes each task event in a transaction of its own; a block of
-# cells makes dozens a second, and an API write that meets one on the server's SQLite fails
-# ("database is locked", HTTP 503) and is retried by the client 2 s later. Measured on 8 runs
-# of 24 cells each: a 503 in 5 runs with the defaults, in 2 with the recorder batched.
-PREFECT_SERVER_ENV = {
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "100",
-    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1",
-}
 
 
 class StackConfig(BaseModel):

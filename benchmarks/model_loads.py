@@ -15,13 +15,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchlib.settings import PREFECT_SERVER_ENV
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="benchlib-loads-"))
     os.environ["BENCHLIB_HOME"] = str(work / "home")
-    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    os.environ.update(PREFECT_SERVER_ENV)
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     # Imported once the private home is set: the database and MLflow store live there.
     from benchlib import runs

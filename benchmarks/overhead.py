@@ -38,6 +38,7 @@ import httpx
 import yaml
 
 from benchlib.providers.local import LlamaServer, embedded_model_path, free_port
+from benchlib.settings import PREFECT_SERVER_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 RAW_LOOP = Path(__file__).resolve().parent / "raw_loop.py"
@@ -130,7 +131,7 @@ def prefect_stack(base_env: dict[str, str]) -> Iterator[dict[str, str]]:
     port = free_port()
     prefect = subprocess.Popen(
         [str(Path(sys.executable).parent / "prefect"), "server", "start", "--port", str(port)],
-        env=dict(base_env, PREFECT_SERVER_ANALYTICS_ENABLED="false"),
+        env=dict(base_env, **PREFECT_SERVER_ENV),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:

@@ -20,9 +20,10 @@ from pathlib import Path
 import yaml
 from mlflow.tracking import MlflowClient
 
-from benchlib import runs, tracking
+from benchlib import runs
 from benchlib.providers.local import LlamaServer, embedded_model_path, free_port
 from benchlib.records import CellStatus, RunStatus
+from benchlib.settings import PREFECT_SERVER_ENV, tracking_uri
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the fault proxy is the test suite's: tests/support/faults.py
@@ -64,7 +65,7 @@ def main() -> None:
     os.environ.update(
         BENCHLIB_HOME=str(work / "home"),
         PREFECT_HOME=str(work / "prefect-home"),
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        **PREFECT_SERVER_ENV,
         PREFECT_LOGGING_LEVEL="WARNING",
     )
     port = free_port()
@@ -117,7 +118,7 @@ def main() -> None:
     run = runs.get_run(run.id)
     cells = runs.run_cells(run.id)
     candidates = runs.run_candidates(run.id)
-    mlflow = MlflowClient(tracking.tracking_uri(""))
+    mlflow = MlflowClient(tracking_uri(""))
     experiment = mlflow.get_experiment_by_name(GRID["experiment"])
     children = mlflow.search_runs(
         [experiment.experiment_id], f"tags.mlflow.parentRunId = '{run.mlflow_run_id}'"

@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchlib.settings import PREFECT_SERVER_ENV
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 MAX_TOKENS = 48
@@ -53,7 +55,7 @@ def main() -> None:
     os.environ.update(
         BENCHLIB_HOME=str(folder / "home"),
         PREFECT_HOME=str(folder / "prefect-home"),
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        **PREFECT_SERVER_ENV,
         PREFECT_LOGGING_LEVEL="WARNING",
         # A simulated host is one llama.cpp thread, in every configuration (the workers of
         # tests.support.pool set the same): 2 workers can at best use both cores.

@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchlib.providers.local import free_port  # noqa: E402
+from benchlib.settings import PREFECT_SERVER_ENV  # noqa: E402
 from benchmarks.overhead import wait_healthy  # noqa: E402
 
 PROMPTS = ["v1", "v2-mentor"]
@@ -67,7 +68,7 @@ def main() -> None:
     (work / "prefect").mkdir()
     os.environ["PREFECT_HOME"] = str(work / "prefect")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    os.environ.update(PREFECT_SERVER_ENV)
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     write_suite(work / "suite", args.cells // len(PROMPTS))
     port = free_port()

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from benchlib.settings import PREFECT_SERVER_ENV
+
 ROOT = Path(__file__).resolve().parent.parent
 TIPS = ROOT / "prompts" / "tips"
 
@@ -42,7 +44,7 @@ def benchlib_home(
         from tests.support.postgres import create_database
 
         os.environ["BENCHLIB_DATABASE_URL"] = create_database(postgres_url, "benchlib")
-    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    os.environ.update(PREFECT_SERVER_ENV)  # the stack's settings for the test servers
     os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
     yield home
     os.environ.clear()

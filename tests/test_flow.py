@@ -130,6 +130,7 @@ def test_models_run_model_major_one_cell_at_a_time_one_load_each(
         {
             "models": ["local:smol-b", "local:smol-a", "local:smol-c"],
             "local_models": {"smol-a": path, "smol-b": path, "smol-c": path},
+            "no_cache": True,  # it counts loads: every cell must generate
             "prompts": ["v1"],
             "n_scenarios": 2,
             "n_candidates": 1,

@@ -57,6 +57,7 @@ def test_local_blocks_overlap_their_cells_and_stay_model_major(prefect_api: str)
             "suite": str(TIPS),
             "models": ["local:smol-b", "local:smol-a"],
             "local_models": {"smol-a": path, "smol-b": path},
+            "no_cache": True,  # it counts loads: every cell must generate
             "prompts": ["v1"],
             "n_scenarios": 2,
             "n_candidates": 1,
