@@ -13,6 +13,9 @@ xllamacpp embeds answers /metrics only when started with --metrics (LlamaServer 
 way for everyone. The suite's versions do not ask for structured output, so benchlib sends no
 response_format, like the raw loop and the peers: the token column shows they generate the same.
 
+The "1st call s" column is the time from a harness's process start to its first request at
+the proxy: its start-up cost (a warm rerun makes none).
+
 Runs alternate, `--repeats` times; prints a table and writes benchmarks/results/overhead.json.
     .venv/bin/python benchmarks/overhead.py [--repeats 3] [--grid ../shared/peer-grid]
 """
@@ -61,13 +64,15 @@ def wait_healthy(url: str, timeout_s: float = 120) -> None:
 class Tally:
     calls: int = 0
     completion_tokens: int = 0
+    first_call_at: float | None = None  # perf_counter when the first chat request arrived
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def take(self) -> tuple[int, int]:
+    def take(self) -> tuple[int, int, float | None]:
         """The counts since the last take, reset to zero: one harness run's share."""
         with self.lock:
-            counts = (self.calls, self.completion_tokens)
+            counts = (self.calls, self.completion_tokens, self.first_call_at)
             self.calls = self.completion_tokens = 0
+            self.first_call_at = None
         return counts
 
 
@@ -85,6 +90,9 @@ class CountingProxy:
 
             def forward(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.command == "POST" and self.path.endswith("/chat/completions"):
+                    with tally.lock:
+                        tally.first_call_at = tally.first_call_at or time.perf_counter()
                 headers = {"Content-Type": self.headers.get("Content-Type") or "application/json"}
                 answer = client.request(self.command, self.path, content=body, headers=headers)
                 if self.command == "POST" and self.path.endswith("/chat/completions"):
@@ -155,11 +163,13 @@ class HarnessFailed(RuntimeError):
 
 @dataclass
 class Measure:
-    """One harness's runs: wall seconds, provider calls and completion tokens of each."""
+    """One harness's runs: wall seconds, provider calls and completion tokens of each, and the
+    seconds from the process's start to its first request (its start-up cost)."""
 
     wall_s: list[float] = field(default_factory=list)
     calls: list[int] = field(default_factory=list)
     tokens: list[int] = field(default_factory=list)
+    first_call_s: list[float] = field(default_factory=list)
     error: str = ""
 
     def timed(
@@ -182,9 +192,11 @@ class Measure:
                 f"{Path(command[0]).name} exit {done.returncode}: {' | '.join(said)}"
             )
         self.wall_s.append(wall_s)
-        calls, tokens = proxy.tally.take()
+        calls, tokens, first_call_at = proxy.tally.take()
         self.calls.append(calls)
         self.tokens.append(tokens)
+        if first_call_at is not None:
+            self.first_call_s.append(first_call_at - start)
 
     @property
     def median_s(self) -> float:
@@ -223,16 +235,19 @@ def benchlib_command(suite: Path, grid: Path, url: str, cache: bool) -> list[str
 
 def print_table(results: dict[str, Measure]) -> None:
     raw = results["raw"].median_s
-    print(f"{'harness':<10} {'median s':>9} {'÷ raw':>7} {'calls':>6} {'tokens':>7}   runs (s)")
+    header = f"{'harness':<10} {'median s':>9} {'÷ raw':>7} {'calls':>6} {'tokens':>7}"
+    print(f"{header} {'1st call s':>10}   runs (s)")
     for name, m in results.items():
         if m.error:
-            print(f"{name:<10} {'—':>9} {'—':>7} {'—':>6} {'—':>7}   {m.error}")
+            print(f"{name:<10} {'—':>9} {'—':>7} {'—':>6} {'—':>7} {'—':>10}   {m.error}")
             continue
+        first = f"{statistics.median(m.first_call_s):.2f}" if m.first_call_s else "—"
         calls = "/".join(str(c) for c in sorted(set(m.calls)))
         tokens = "/".join(str(t) for t in sorted(set(m.tokens)))
         runs = " ".join(f"{v:.1f}" for v in m.wall_s)
         ratio = m.median_s / raw
-        print(f"{name:<10} {m.median_s:>9.1f} {ratio:>7.2f} {calls:>6} {tokens:>7}   {runs}")
+        row = f"{name:<10} {m.median_s:>9.1f} {ratio:>7.2f} {calls:>6} {tokens:>7}"
+        print(f"{row} {first:>10}   {runs}")
     print(f"load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
@@ -246,6 +261,7 @@ def write_results(name: str, results: dict[str, Measure], **extra: object) -> No
             "ratio_to_raw": m.median_s / results["raw"].median_s if m.wall_s else None,
             "calls": m.calls,
             "completion_tokens": m.tokens,
+            "first_call_s": m.first_call_s,
             "error": m.error,
         }
         for harness, m in results.items()
