@@ -136,9 +136,8 @@ def _run_chain(
             finally:
                 calls.extend(_call_row(cell, index, plan.step.name, a) for a in attempts)
             if cell.cache != "off":
-                cache.store(
-                    key, cell.model, request, result
-                )  # at once: a crash later loses no answer
+                # At once: a crash later in the cell loses no answer.
+                cache.store(key, cell.model, request, result)
         candidate = _candidate(cell, index, step_index, messages, result)
         candidate.cached = cached
         candidates.append(candidate)
