@@ -132,7 +132,7 @@ def run(
 ) -> None:
     """Run a benchmark on this machine: plan, generate every cell, score, print the leaderboard."""
     if not verbose:
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        _quiet_console()
     configure_prefect_servers()
     if overrides.get("local_models") is not None:
         overrides["local_models"] = _key_values(overrides["local_models"])
@@ -190,7 +190,7 @@ def resume(
             f"{flow_run.work_pool_name!r} picks it up"
         )
         return
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    _quiet_console()
     from prefect.flow_engine import run_flow_sync
 
     from flows.benchmark import benchmark
@@ -201,6 +201,19 @@ def resume(
         result = run_flow_sync(benchmark, flow_run=flow_run, parameters=flow_run.parameters)
     print_leaderboard(result["run_id"], result["leaderboard"])
     _print_where(runs.get_run(result["run_id"]))
+
+
+def _quiet_console() -> None:
+    """Only warnings and errors on the terminal, where the progress bar and the leaderboard
+    are; the Prefect UI still gets every log line. Prefect set up its logging when it was
+    imported, before the options were read, so its console handler is turned down here; MLflow
+    sets up its own when the pusher imports it and reads its level from the environment."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler):
+            handler.setLevel(logging.WARNING)
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 
 def _offer_judging(run: Any) -> None:

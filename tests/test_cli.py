@@ -2,6 +2,9 @@
 
 from pathlib import Path
 
+from prefect import get_client
+from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
 from benchlib import runs
 from tests.support.cli import benchlib, config_file
 
@@ -22,6 +25,12 @@ def test_run_prints_the_leaderboard_then_runs_and_show_find_it(
     assert "Leaderboard" in result.stdout and "v3-few-shot" in result.stdout
     run_id = result.stdout.split("run id: ")[1].split()[0]
     assert runs.get_run(run_id).n_cells == 2
+    # The terminal shows the bar and the leaderboard, not Prefect's INFO lines; the UI has them.
+    assert "Finished in state" not in result.stdout + result.stderr
+    with get_client(sync_client=True) as client:
+        flow_run_id = LogFilterFlowRunId(any_=[runs.get_run(run_id).flow_run_id])
+        logs = client.read_logs(LogFilter(flow_run_id=flow_run_id))
+    assert any("Finished in state" in log.message for log in logs)
 
     listed = benchlib("runs")
     assert run_id in listed.stdout and "completed" in listed.stdout
