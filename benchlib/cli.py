@@ -60,10 +60,24 @@ def _option_for(name: str, field: Any) -> inspect.Parameter:
     help_text = field.description or ""
     if field.annotation == dict[str, str]:
         help_text += " Give as ALIAS=PATH."
-    option = typer.Option(None, *decls, help=help_text, show_default=False)
+    parser = _number_parser(annotation) if annotation in (int, float) else None
+    option = typer.Option(None, *decls, help=help_text, show_default=False, parser=parser)
     return inspect.Parameter(
         name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation | None
     )
+
+
+def _number_parser(kind: type[int] | type[float]) -> Callable[[str], int | float]:
+    """Typer's own conversion error does not quote the value it refused; this one does."""
+    expected = "a whole number" if kind is int else "a number"
+
+    def parse(value: str) -> int | float:
+        try:
+            return kind(value)
+        except ValueError:
+            raise typer.BadParameter(f"expected {expected}, got {value!r}") from None
+
+    return parse
 
 
 def with_config_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -252,13 +266,7 @@ def _print_where(run: Any) -> None:
         console.print(f"MLflow: {uri} experiment {run.experiment!r}, run {run.mlflow_run_id}")
     behind = tracking_outbox.behind([run.id]).get(run.id, 0)
     if behind:
-        error = tracking_outbox.last_error(run.id)
-        console.print(
-            f"[yellow]MLflow: {behind} items behind[/]"
-            + (f" (last error: {error[:200]})" if error else "")
-            + f"; push them with `benchlib sync {run.id}`",
-            highlight=False,
-        )
+        _print_behind(behind, run.id)
 
 
 def _push_to_mlflow(run_id: str) -> None:
@@ -267,7 +275,21 @@ def _push_to_mlflow(run_id: str) -> None:
     default = BenchmarkConfig.model_fields["mlflow_flush_s"].default
     behind = tracking_outbox.sync(run.id, run.config.get("mlflow_flush_s", default))
     if behind:
-        console.print(f"[yellow]MLflow: {behind} items behind[/]: `benchlib sync {run.id}`")
+        _print_behind(behind, run.id)
+
+
+def _print_behind(behind: int, run_id: str | None) -> None:
+    """One wording wherever MLflow lags: how much, the error MLflow last gave, and the fix."""
+    error = tracking_outbox.last_error(run_id) if run_id else None
+    scope, command = (
+        (f"run {run_id}", f"benchlib sync {run_id}") if run_id else ("all runs", "benchlib sync")
+    )
+    console.print(
+        f"[yellow]MLflow: {behind} items behind for {scope}[/]"
+        + (f" (last error: {error[:200]})" if error else "")
+        + f"; push them with `{command}`",
+        highlight=False,
+    )
 
 
 @app.command()
@@ -279,16 +301,10 @@ def sync(
     Exit 0 when MLflow is up to date, 1 when items are still behind."""
     target = runs.get_run(run_id).id if run_id else None
     behind = tracking_outbox.sync(target, timeout)
-    scope = f"run {target}" if target else "all runs"
     if behind:
-        error = tracking_outbox.last_error(target) if target else None
-        console.print(
-            f"MLflow: {behind} items behind for {scope}"
-            + (f" (last error: {error[:200]})" if error else ""),
-            highlight=False,
-        )
+        _print_behind(behind, target)
         raise typer.Exit(code=1)
-    console.print(f"MLflow is up to date for {scope}")
+    console.print(f"MLflow is up to date for {f'run {target}' if target else 'all runs'}")
 
 
 @app.command("runs")

@@ -14,10 +14,14 @@ from prefect import get_client
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
+from sqlmodel import col, select
 
+from benchlib import events
+from benchlib.db import session
 from benchlib.errors import BenchlibError
 from benchlib.grid import CellPlan
 from benchlib.pool import BLOCK_DEPLOYMENT, GPU_POOL
+from benchlib.records import Cell, CellStatus
 from benchlib.runs import RunContext
 
 BLOCK_RETRIES = 3
@@ -71,8 +75,10 @@ def run_blocks(
         attempts[block[0].model] = [str(child.id)]
         waiting[child.id] = block
     failures = []
+    announced: set[str] = set()
     while waiting:
         time.sleep(poll_s)
+        _announce_recorded(context.run_id, announced)
         with get_client(sync_client=True) as client:
             states = {run_id: client.read_flow_run(run_id).state for run_id in waiting}
         for run_id, state in states.items():
@@ -89,6 +95,23 @@ def run_blocks(
             child = _start(context, block, tried + 1, deployment)
             attempts[model].append(str(child.id))
             waiting[child.id] = block
+    _announce_recorded(context.run_id, announced)
     if failures:
         raise BenchlibError("model blocks did not complete:\n  " + "\n  ".join(failures))
     return attempts
+
+
+def _announce_recorded(run_id: str, announced: set[str]) -> None:
+    """Emit `cell_done` for the cells recorded since the last poll. The children generate in
+    their workers' processes, whose events never reach this one: without this the CLI's
+    progress bar stood still for a whole pool run."""
+    with session() as s:
+        query = select(Cell).where(
+            Cell.run_id == run_id,
+            Cell.status != CellStatus.pending,
+            col(Cell.id).not_in(announced),
+        )
+        recorded = list(s.exec(query.order_by(Cell.index)))
+    for cell in recorded:
+        announced.add(cell.id)
+        events.emit("cell_done", cell=cell, status=cell.status, error=cell.error)

@@ -86,19 +86,25 @@ def judgements_of(run_id: str) -> list[Judgement]:
         return list(s.exec(select(Judgement).where(Judgement.run_id == run_id)))
 
 
-def pending_items(run: Run, judge: str | None = None) -> list[Item]:
-    """Items nobody has judged yet (or, given a judge, that this judge has not judged)."""
+def pending_items(
+    run: Run, judge: str | None = None, items: list[Item] | None = None
+) -> list[Item]:
+    """Items nobody has judged yet (or, given a judge, that this judge has not judged); of
+    `items` when the caller has them already (they are rebuilt from every candidate)."""
     done = {j.candidate_id for j in judgements_of(run.id) if judge is None or j.judge == judge}
-    return [item for item in judge_items(run) if item.candidate_id not in done]
+    everything = judge_items(run) if items is None else items
+    return [item for item in everything if item.candidate_id not in done]
 
 
 def rubric_of(run: Run) -> Rubric:
     return Rubric.model_validate(run.rubric)
 
 
-def export_file(run: Run, judge: str = "") -> JudgeFile:
+def export_file(run: Run, judge: str = "", items: list[Item] | None = None) -> JudgeFile:
+    """The judge file of `items` (default: what `judge` has left, or every item)."""
     rubric = rubric_of(run)
-    items = pending_items(run, judge) if judge else judge_items(run)
+    if items is None:
+        items = pending_items(run, judge) if judge else judge_items(run)
     return JudgeFile(
         format=FORMAT,
         run_id=run.id,

@@ -64,7 +64,7 @@ class Cell(SQLModel, table=True):
     __table_args__ = (Index("ix_cell_run_index", "run_id", "index"),)
 
     id: str = Field(primary_key=True)
-    run_id: str = Field(foreign_key="run.id", index=True)
+    run_id: str = Field(foreign_key="run.id")
     index: int
     model: str
     model_size_b: float | None = None
@@ -97,7 +97,7 @@ class Candidate(SQLModel, table=True):
     __table_args__ = (Index("ix_candidate_run_cell_index", "run_id", "cell_id", "index"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    run_id: str = Field(foreign_key="run.id", index=True)
+    run_id: str = Field(foreign_key="run.id")
     cell_id: str = Field(foreign_key="cell.id", index=True)
     index: int
     step: str = "output"

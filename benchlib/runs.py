@@ -133,6 +133,10 @@ def set_status(run_id: str, status: RunStatus, error: str | None = None) -> None
             run.started_at = utcnow()
         if status in (*FINISHED, RunStatus.failed):
             run.finished_at = utcnow()
+        if status == RunStatus.failed:
+            # MLflow would otherwise show the parent run as running for good.
+            failure = {"status": "FAILED", "tags": {"benchlib.error": (error or "")[:5000]}}
+            tracking_outbox.enqueue(s, run_id, "update", failure)
 
 
 def get_run(run_id: str) -> Run:
@@ -191,24 +195,31 @@ class ExperimentSummary(BaseModel):
 
 
 def experiment_summaries() -> list[ExperimentSummary]:
-    """Every experiment with its number of runs and its latest run, most recent first."""
+    """Every experiment with its number of runs and its latest run, most recent first: one
+    query, whatever the number of experiments."""
+    ranked = select(
+        Run.experiment,
+        Run.id,
+        Run.status,
+        Run.created_at,
+        func.count().over(partition_by=Run.experiment).label("runs"),
+        func.row_number()
+        .over(partition_by=Run.experiment, order_by=col(Run.created_at).desc())
+        .label("rank"),
+    ).subquery()
+    latest = select(*ranked.c).where(ranked.c.rank == 1).order_by(ranked.c.created_at.desc())
     with session() as s:
-        rows = s.exec(select(Run.experiment, func.count()).group_by(Run.experiment)).all()
-        summaries = []
-        for name, count in rows:
-            last = s.exec(
-                select(Run).where(Run.experiment == name).order_by(col(Run.created_at).desc())
-            ).first()
-            summaries.append(
-                ExperimentSummary(
-                    name=name,
-                    runs=count,
-                    last_run_id=last.id,
-                    last_run_status=last.status,
-                    last_run_at=last.created_at,
-                )
-            )
-    return sorted(summaries, key=lambda e: e.last_run_at, reverse=True)
+        rows = s.exec(latest).all()
+    return [
+        ExperimentSummary(
+            name=row.experiment,
+            runs=row.runs,
+            last_run_id=row.id,
+            last_run_status=row.status,
+            last_run_at=row.created_at,
+        )
+        for row in rows
+    ]
 
 
 def cells_done(run_id: str) -> int:

@@ -118,6 +118,7 @@ def benchmark(
         board = compare(run_id, config.baseline, config.tolerance, config.allow_prompt_change)
     except Exception as exc:
         mark_run(run_id, RunStatus.failed, f"{type(exc).__name__}: {exc}")
+        push_to_mlflow(run_id, config.mlflow_flush_s)
         raise
     # A failed cell is a result (recorded with its reason), not a failed run.
     # Counted from the record: with `execution: pool` the cells ran in other processes.

@@ -147,6 +147,16 @@ def test_a_bad_config_is_refused_with_the_cli_message_and_nothing_starts(api: st
     assert len(runs.list_runs(1000)) == before
 
 
+def test_without_prefect_a_trigger_says_so_before_asking_the_models() -> None:
+    """The service's own set-up is checked first: a model server that is down (the preflight
+    would say so, slowly) is not what an admin without PREFECT_API_URL needs to hear."""
+    body = {"models": ["openai:smollm2"], "openai_base_url": "http://127.0.0.1:9/v1"}
+    with serve_app(create_app(ApiSettings(token=TOKEN)), "/api/health") as url:
+        reply = httpx.post(f"{url}/api/runs", json=body, headers=RIGHT, timeout=60)
+    assert reply.status_code == 503, reply.text
+    assert "PREFECT_API_URL" in reply.json()["detail"]
+
+
 def test_trigger_creates_a_flow_run_of_the_deployment(
     api: str, judged_run: str, prefect_api: str, small_config: dict
 ) -> None:

@@ -6,6 +6,8 @@ import sqlite3
 import subprocess
 import sys
 import time
+import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -124,3 +126,32 @@ def test_processes_writing_at_once_lose_nothing(fresh_database_url: str, tmp_pat
         runs = {run.id: run.n_cells for run in s.exec(select(Run))}
         assert runs == dict.fromkeys(names, n)
         assert len(s.exec(select(Cell)).all()) == len(names) * n
+
+
+def test_experiment_summaries_count_runs_and_name_the_latest(benchlib_home: Path) -> None:
+    """One query over all experiments (window functions, on SQLite and PostgreSQL alike)."""
+    from benchlib.db import session
+    from benchlib.runs import experiment_summaries
+
+    tag = uuid.uuid4().hex[:8]
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    made = [("a", 0, RunStatus.completed), ("a", 2, RunStatus.failed), ("a", 1, RunStatus.running)]
+    made += [("b", 3, RunStatus.completed)]
+    with session() as s:
+        for i, (experiment, day, status) in enumerate(made):
+            s.add(
+                Run(
+                    id=f"{tag}-{i}",
+                    suite="tips",
+                    experiment=f"{tag}-{experiment}",
+                    config={},
+                    rubric={},
+                    status=status,
+                    created_at=start + timedelta(days=day),
+                )
+            )
+    ours = [e for e in experiment_summaries() if e.name.startswith(tag)]
+    assert [(e.name, e.runs, e.last_run_id, e.last_run_status) for e in ours] == [
+        (f"{tag}-b", 1, f"{tag}-3", RunStatus.completed),
+        (f"{tag}-a", 3, f"{tag}-1", RunStatus.failed),
+    ]

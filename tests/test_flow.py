@@ -208,6 +208,10 @@ def test_a_rerun_of_the_flow_run_does_not_redo_finished_cells(
             rubric.write_text(good)
             run = runs.list_runs(limit=1)[0]
             assert run.status == RunStatus.failed and proxy.forwarded == 2
+            # MLflow heard of the failure before the flow ended, with the reason.
+            parent = MlflowClient(tracking_uri("")).get_run(run.mlflow_run_id)
+            assert parent.info.status == "FAILED"
+            assert "not valid YAML" in parent.data.tags["benchlib.error"]
             with get_client(sync_client=True) as client:
                 client.set_flow_run_state(run.flow_run_id, Scheduled(), force=True)
                 flow_run = client.read_flow_run(run.flow_run_id)
@@ -217,6 +221,7 @@ def test_a_rerun_of_the_flow_run_does_not_redo_finished_cells(
     assert result["run_id"] == run.id
     assert proxy.forwarded == 2  # no cell generated again
     assert runs.get_run(run.id).status == RunStatus.completed
+    assert MlflowClient(tracking_uri("")).get_run(run.mlflow_run_id).info.status == "FINISHED"
     with session() as s:
         assert len(s.exec(select(LLMCall).where(LLMCall.run_id == run.id)).all()) == 2
 

@@ -15,7 +15,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from sqlmodel import select
 
-from benchlib import runs
+from benchlib import events, runs
 from benchlib.config import build_config
 from benchlib.db import session
 from benchlib.errors import BenchlibError
@@ -68,12 +68,21 @@ def test_the_pool_has_the_summed_slots(pool_api: str) -> None:
 
 
 def test_models_spread_over_workers_within_the_slots(pool_api: str, tmp_path: Path) -> None:
-    with workers(pool_api, ["w1", "w2"], tmp_path):
-        result = benchmark(**alias_grid(n_scenarios=2))
+    announced: list[str] = []
+    unsubscribe = events.subscribe(
+        lambda kind, data: announced.append(data["cell"].id) if kind == "cell_done" else None
+    )
+    try:
+        with workers(pool_api, ["w1", "w2"], tmp_path):
+            result = benchmark(**alias_grid(n_scenarios=2))
+    finally:
+        unsubscribe()
     run = runs.get_run(result["run_id"])
     assert run.status == RunStatus.completed
     cells = cells_of(run.id)
     assert len(cells) == 4 * 2
+    # Generated in the workers' processes, announced here (the CLI's progress bar), once each.
+    assert sorted(announced) == sorted(cell.id for cell in cells)
     assert all(cell.status == CellStatus.completed for cell in cells)
     # A model's cells all ran in one flow-run process of one worker (its model loaded once).
     by_model = workers_by_model(cells)

@@ -43,15 +43,10 @@ class Resumed(BaseModel):
 def pending_items(run_id: str, judge: Annotated[str, Query(max_length=200)] = "") -> Pending:
     """The rubric and the blind items nobody has judged yet, or that `judge` has not."""
     run = get_run(run_id)
-    left = {item.item_id for item in judging.pending_items(run, judge or None)}
-    exported = judging.export_file(run, judge)
-    items = [item for item in exported.items if item.item_id in left]
-    return Pending(
-        **exported.model_dump(exclude={"items"}),
-        items=items,
-        total=len(judging.judge_items(run)),
-        pending=len(items),
-    )
+    everything = judging.judge_items(run)
+    left = judging.pending_items(run, judge or None, everything)
+    exported = judging.export_file(run, judge, left)
+    return Pending(**dict(exported), total=len(everything), pending=len(left))
 
 
 @router.post("/runs/{run_id}/judgements")

@@ -110,9 +110,9 @@ async def trigger_run(request: Request, settings: Settings) -> Triggered:
 
 def _trigger(values: dict[str, Any], settings: ApiSettings) -> Triggered:
     config = build_config({"run_id": records.new_run_id(), **values}, "request body")
-    records.check_run(config, config.run_id)
-    if not settings.prefect_api_url:
+    if not settings.prefect_api_url:  # before the preflight, which asks every model server
         raise Unavailable("no Prefect server: start the API with PREFECT_API_URL set")
+    records.check_run(config, config.run_id)
     flow_run_id = orchestration.start_deployment_run(settings.deployment, config)
     return Triggered(
         run_id=config.run_id,
