@@ -311,7 +311,7 @@ class _Pusher:
 
 def _yield_cpu() -> None:
     """Lowers the calling thread's scheduling priority to the least. On a box where the model
-    runs on the CPU, the push's MLflow work (imports, file-store writes) took cores from the
+    runs on the CPU, the push's MLflow work (its imports, the store's writes) took cores from the
     generation it should stay off; at nice 19 it gets what generation leaves idle, and a run's
     final drain, when nothing else runs, is as fast as before. Linux keeps a nice value per
     thread, so the cells' own threads keep theirs; elsewhere this changes nothing."""
