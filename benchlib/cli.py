@@ -281,15 +281,17 @@ def _push_to_mlflow(run_id: str) -> None:
 def _print_behind(behind: int, run_id: str | None) -> None:
     """One wording wherever MLflow lags: how much, the error MLflow last gave, and the fix."""
     error = tracking_outbox.last_error(run_id) if run_id else None
-    scope, command = (
-        (f"run {run_id}", f"benchlib sync {run_id}") if run_id else ("all runs", "benchlib sync")
-    )
+    command = f"benchlib sync {run_id}" if run_id else "benchlib sync"
     console.print(
-        f"[yellow]MLflow: {behind} items behind for {scope}[/]"
+        f"[yellow]MLflow: {behind} items behind for {_scope(run_id)}[/]"
         + (f" (last error: {error[:200]})" if error else "")
         + f"; push them with `{command}`",
         highlight=False,
     )
+
+
+def _scope(run_id: str | None) -> str:
+    return f"run {run_id}" if run_id else "all runs"
 
 
 @app.command()
@@ -304,7 +306,7 @@ def sync(
     if behind:
         _print_behind(behind, target)
         raise typer.Exit(code=1)
-    console.print(f"MLflow is up to date for {f'run {target}' if target else 'all runs'}")
+    console.print(f"MLflow is up to date for {_scope(target)}")
 
 
 @app.command("runs")

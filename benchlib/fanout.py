@@ -106,12 +106,13 @@ def _announce_recorded(run_id: str, announced: set[str]) -> None:
     their workers' processes, whose events never reach this one: without this the CLI's
     progress bar stood still for a whole pool run."""
     with session() as s:
-        query = select(Cell).where(
-            Cell.run_id == run_id,
-            Cell.status != CellStatus.pending,
-            col(Cell.id).not_in(announced),
-        )
-        recorded = list(s.exec(query.order_by(Cell.index)))
+        # Ids first: a NOT IN of every cell announced would grow past SQLite's limit on
+        # bound parameters in a large run; the cells new since the last poll are few.
+        done = select(Cell.id).where(Cell.run_id == run_id, Cell.status != CellStatus.pending)
+        new = set(s.exec(done)) - announced
+        if not new:
+            return
+        recorded = list(s.exec(select(Cell).where(col(Cell.id).in_(new)).order_by(Cell.index)))
     for cell in recorded:
         announced.add(cell.id)
         events.emit("cell_done", cell=cell, status=cell.status, error=cell.error)

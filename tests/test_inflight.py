@@ -8,17 +8,11 @@ import httpx
 import pytest
 
 from benchlib import runs
-from benchlib.config import build_config
 from benchlib.modelspec import ModelSpec
 from benchlib.providers.local import SLOT_CTX, LocalProvider, ServerPool, embedded_model_path
-from flows.benchmark import benchmark
+from tests.conftest import TIPS
 from tests.support.faults import Fault, fault_proxy
-
-TIPS = Path(__file__).parent.parent / "prompts" / "tips"
-
-
-def run_flow(values: dict) -> str:
-    return benchmark(**build_config(values).model_dump())["run_id"]
+from tests.test_flow import run_flow
 
 
 @pytest.mark.parametrize("max_inflight", [1, 2])
