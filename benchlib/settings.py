@@ -32,9 +32,14 @@ def configure_prefect_servers() -> None:
 
 def home() -> Path:
     """The state folder (database, MLflow store, logs): `.benchlib/` in the working directory."""
-    path = Path(os.environ.get(HOME_ENV, ".benchlib")).resolve()
+    path = home_path()
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def home_path() -> Path:
+    """Where the state folder is, without creating it: for a look that must leave no trace."""
+    return Path(os.environ.get(HOME_ENV, ".benchlib")).resolve()
 
 
 def database_url() -> str:

@@ -17,6 +17,7 @@ import httpx
 from pydantic import BaseModel
 
 from benchlib.errors import BenchlibError
+from benchlib.forkserver import socket_file
 from benchlib.orchestration import gpu_slots
 from benchlib.pool import default_worker_name, worker_command, worker_env
 from benchlib.settings import PREFECT_SERVER_ENV, home
@@ -160,6 +161,12 @@ def up(stack: StackConfig) -> dict[str, str]:
     slots = gpu_slots()
     name = f"{default_worker_name()}-stack"
     _start("gpu-worker", worker_command(slots, name), worker_env(slots, name, env))
+    # Commands typed in this shell once PREFECT_API_URL points at the stack start here.
+    _start(
+        "forkserver",
+        [sys.executable, "-m", "benchlib.forkserver", str(socket_file())],
+        dict(os.environ, PREFECT_API_URL=f"{stack.prefect_url}/api"),
+    )
     _wait_http("mlflow-server", f"{stack.mlflow_url}/health")
     _wait_http("admin-api", f"{stack.api_url}/api/health")
     return urls(stack)
@@ -176,7 +183,14 @@ def urls(stack: StackConfig) -> dict[str, str]:
     }
 
 
-PROCESSES = ("prefect-server", "mlflow-server", "prefect-worker", "gpu-worker", "admin-api")
+PROCESSES = (
+    "prefect-server",
+    "mlflow-server",
+    "prefect-worker",
+    "gpu-worker",
+    "admin-api",
+    "forkserver",
+)
 
 
 def status() -> dict[str, int | None]:
@@ -187,6 +201,7 @@ def down() -> list[str]:
     """Stop in reverse order; the worker gets SIGINT (it ignores SIGTERM for a while)."""
     stopped = []
     for name, sig in (
+        ("forkserver", signal.SIGTERM),
         ("admin-api", signal.SIGTERM),
         ("gpu-worker", signal.SIGINT),
         ("prefect-worker", signal.SIGINT),

@@ -3,7 +3,7 @@ model, temperature 0, max_tokens 64), against one llama.cpp server with its prom
 
   raw       a plain httpx loop (benchmarks/raw_loop.py), the physical floor
   cold      `benchlib run` with no Prefect server running (ephemeral server start included)
-  stack     `benchlib run` against an already running `prefect server start`
+  stack     `benchlib run` against a running stack: `prefect server start` and the fork server
   warm      the same grid again with the response cache (zero provider calls expected)
 
 Every harness is its own process, timed from here, so each pays interpreter start alike. Every
@@ -135,24 +135,43 @@ def model_server() -> Iterator[CountingProxy]:
 
 @contextmanager
 def prefect_stack(base_env: dict[str, str]) -> Iterator[dict[str, str]]:
-    """A running `prefect server start`; yields the environment that points benchlib at it."""
+    """A running `prefect server start` and benchlib's fork server; yields the environment that
+    points benchlib at them."""
     port = free_port()
     prefect = subprocess.Popen(
         [str(Path(sys.executable).parent / "prefect"), "server", "start", "--port", str(port)],
         env=dict(base_env, **PREFECT_SERVER_ENV),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
+    stack_env = dict(base_env, PREFECT_API_URL=f"http://127.0.0.1:{port}/api")
+    stack_env.pop("BENCHLIB_NO_FORKSERVER")  # commands start in the stack's fork server
+    sock = Path(base_env["BENCHLIB_HOME"]) / "stack" / "forkserver.sock"
+    forkserver = subprocess.Popen(
+        [sys.executable, "-m", "benchlib.forkserver", str(sock)], env=stack_env, cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
     try:
         wait_healthy(f"http://127.0.0.1:{port}/api/health")
-        yield dict(base_env, PREFECT_API_URL=f"http://127.0.0.1:{port}/api")
+        while not sock.exists():
+            if forkserver.poll() is not None:
+                raise RuntimeError("the fork server did not start")
+            time.sleep(0.1)
+        yield stack_env
     finally:
+        forkserver.terminate()
         prefect.terminate()
+        forkserver.wait(30)
         prefect.wait(30)
 
 
 def benchlib_env(work: Path) -> dict[str, str]:
     """A private benchlib and Prefect home under `work`, with no stack configured."""
-    env = dict(os.environ, BENCHLIB_HOME=str(work / "home"), PREFECT_HOME=str(work / "prefect"))
+    env = dict(
+        os.environ,
+        BENCHLIB_HOME=str(work / "home"),
+        PREFECT_HOME=str(work / "prefect"),
+        BENCHLIB_NO_FORKSERVER="1",
+    )
     env.pop("PREFECT_API_URL", None)
     return env
 
@@ -225,7 +244,7 @@ def write_suite(grid: Path, folder: Path) -> None:
 def benchlib_command(suite: Path, grid: Path, url: str, cache: bool) -> list[str]:
     params = json.loads((grid / "params.json").read_text())
     return [
-        *(sys.executable, "-m", "benchlib.cli", "run", str(suite)),
+        *(sys.executable, "-m", "benchlib", "run", str(suite)),
         *("--model", f"openai:{params['model']}", "--openai-base-url", f"{url}/v1"),
         *("--temperature", str(params["temperature"]), "--max-tokens", str(params["max_tokens"])),
         *("--n-candidates", str(params["n"]), "--judge", "skip", "--experiment", "overhead"),
