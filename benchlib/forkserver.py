@@ -41,8 +41,14 @@ FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 HEADER = 8  # bytes: the length of the request that follows
 
 
-def socket_file() -> Path:
-    return home_path() / "stack" / "forkserver.sock"
+def socket_file(home: Path | None = None) -> Path:
+    """Where the fork server of a benchlib home (by default this process's) listens."""
+    return (home or home_path()) / "stack" / "forkserver.sock"
+
+
+def command(path: Path) -> list[str]:
+    """How to start a fork server listening at `path`."""
+    return [sys.executable, "-m", "benchlib.forkserver", str(path)]
 
 
 # The caller's side: the console script.
@@ -133,7 +139,7 @@ def serve(path: Path) -> None:
                     running[pid] = caller
                 elif _stale(watched) and not running:
                     _log("a preloaded library changed on disk: restarting")
-                    os.execv(sys.executable, [sys.executable, "-m", __name__, str(path)])
+                    os.execv(sys.executable, command(path))
     finally:
         if os.getpid() == server_pid:  # a forked command unwinds through here too
             path.unlink(missing_ok=True)

@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 from pydantic import BaseModel
 
+from benchlib import forkserver
 from benchlib.errors import BenchlibError
-from benchlib.forkserver import socket_file
 from benchlib.orchestration import gpu_slots
 from benchlib.pool import default_worker_name, worker_command, worker_env
 from benchlib.settings import PREFECT_SERVER_ENV, home
@@ -164,7 +164,7 @@ def up(stack: StackConfig) -> dict[str, str]:
     # Commands typed in this shell once PREFECT_API_URL points at the stack start here.
     _start(
         "forkserver",
-        [sys.executable, "-m", "benchlib.forkserver", str(socket_file())],
+        forkserver.command(forkserver.socket_file()),
         dict(os.environ, PREFECT_API_URL=f"{stack.prefect_url}/api"),
     )
     _wait_http("mlflow-server", f"{stack.mlflow_url}/health")

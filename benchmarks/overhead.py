@@ -40,6 +40,7 @@ from pathlib import Path
 import httpx
 import yaml
 
+from benchlib import forkserver
 from benchlib.providers.local import LlamaServer, embedded_model_path, free_port
 from benchlib.settings import PREFECT_SERVER_ENV
 
@@ -145,22 +146,22 @@ def prefect_stack(base_env: dict[str, str]) -> Iterator[dict[str, str]]:
     )  # fmt: skip
     stack_env = dict(base_env, PREFECT_API_URL=f"http://127.0.0.1:{port}/api")
     stack_env.pop("BENCHLIB_NO_FORKSERVER")  # commands start in the stack's fork server
-    sock = Path(base_env["BENCHLIB_HOME"]) / "stack" / "forkserver.sock"
-    forkserver = subprocess.Popen(
-        [sys.executable, "-m", "benchlib.forkserver", str(sock)], env=stack_env, cwd=ROOT,
+    sock = forkserver.socket_file(Path(base_env["BENCHLIB_HOME"]))
+    forks = subprocess.Popen(
+        forkserver.command(sock), env=stack_env, cwd=ROOT,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         wait_healthy(f"http://127.0.0.1:{port}/api/health")
         while not sock.exists():
-            if forkserver.poll() is not None:
+            if forks.poll() is not None:
                 raise RuntimeError("the fork server did not start")
             time.sleep(0.1)
         yield stack_env
     finally:
-        forkserver.terminate()
+        forks.terminate()
         prefect.terminate()
-        forkserver.wait(30)
+        forks.wait(30)
         prefect.wait(30)
 
 
