@@ -44,9 +44,24 @@ from benchlib.suite import scenarios_file
 from benchlib.yamldoc import read_yaml
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False)
-# Piped output (CI logs) gets a wide console so tables are not cut to 80 columns.
-console = Console(width=None if sys.stdout.isatty() else 240)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 240)
+
+
+def _consoles() -> tuple[Console, Console]:
+    """Piped output (CI logs) gets a wide console so tables are not cut to 80 columns."""
+    return (
+        Console(width=None if sys.stdout.isatty() else 240),
+        Console(stderr=True, width=None if sys.stderr.isatty() else 240),
+    )
+
+
+console, err_console = _consoles()
+
+
+def attach_streams() -> None:
+    """Make the consoles again for this process's stdout, stderr and environment: the fork
+    server imported this module before it had a caller's."""
+    global console, err_console
+    console, err_console = _consoles()
 
 
 def _option_for(name: str, field: Any) -> inspect.Parameter:

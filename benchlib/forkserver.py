@@ -1,14 +1,15 @@
-"""The `benchlib` command's fast start: a fork server that has already imported Prefect, MLflow
-and the other libraries benchlib uses, and forks a copy of itself for each command.
+"""The `benchlib` command's fast start: a fork server that has already imported benchlib,
+Prefect, MLflow and the rest, and forks a copy of itself for each command.
 
-Importing those libraries is most of a command's start-up (~2.5 s of the ~4 s before a run's
-first request, measured on this project's 2-core box); a forked copy starts where the imports
-end and imports only benchlib's own modules (~0.2 s). `benchlib stack up` starts the server;
-the console script (`main` here) asks it first and runs the command in its own process when no
-server answers or the server declines. The forked process is the command: it gets the caller's
-stdin, stdout and stderr (passed over the Unix socket), environment, working directory and
-arguments, and the caller gets its exit status. Ctrl-C and other signals the caller receives
-are passed on. Rails' Spring and Gradle's daemon do the same for the same reason.
+Importing those is most of a command's start-up (~2.5 s of the ~4 s before a run's first
+request, measured on this project's 2-core box); a forked copy starts where the imports end.
+`benchlib stack up` starts the server; the console script (`main` here) asks it first and runs
+the command in its own process when no server answers or the server declines. The forked
+process is the command: it gets the caller's stdin, stdout and stderr (passed over the Unix
+socket), environment, working directory and arguments, and the caller gets its exit status.
+Signals the caller receives (Ctrl-C) are passed on. A module edited or upgraded on disk makes
+the server decline and start afresh. Rails' Spring and Gradle's daemon do the same for the
+same reason.
 
 Only the standard library is imported until the server has answered: the point is a fast start.
 """
@@ -20,7 +21,6 @@ import os
 import selectors
 import signal
 import socket
-import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -30,13 +30,14 @@ from benchlib.settings import home_path
 DISABLE_ENV = "BENCHLIB_NO_FORKSERVER"
 # Commands that own a process's lifetime (servers, workers, the stack with this server in it).
 IN_PROCESS = frozenset({"stack", "api", "worker"})
-# What the caller's first import would do, done once here: the libraries, not benchlib itself,
-# whose modules each command imports afresh (so an edited benchlib is never stale).
-PROBE = (
-    "import sys, benchlib.cli, benchlib.tracking, flows.benchmark, mlflow.tracking, "
-    "mlflow.store.tracking.sqlalchemy_store; print('\\n'.join(sys.modules))"
+# What a command imports (the run path's lazy imports included), imported once here.
+PRELOAD = (
+    "benchlib.cli",
+    "benchlib.tracking",
+    "flows.benchmark",
+    "mlflow.tracking",
+    "mlflow.store.tracking.sqlalchemy_store",
 )
-OWN = ("benchlib", "flows", "tasks", "deployments", "__main__", "__mp_main__")
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 HEADER = 8  # bytes: the length of the request that follows
 
@@ -138,7 +139,7 @@ def serve(path: Path) -> None:
                 if (pid := _fork_command(caller, watched, own)) is not None:
                     running[pid] = caller
                 elif _stale(watched) and not running:
-                    _log("a preloaded library changed on disk: restarting")
+                    _log("a preloaded module changed on disk: restarting")
                     os.execv(sys.executable, command(path))
     finally:
         if os.getpid() == server_pid:  # a forked command unwinds through here too
@@ -153,17 +154,10 @@ def _detach_from_terminal() -> None:
 
 
 def _preload() -> dict[str, int]:
-    """Imports what a command would, minus benchlib's own modules; returns each loaded file's
-    modification time, to notice an upgraded library."""
-    probe = subprocess.run(
-        [sys.executable, "-c", PROBE], capture_output=True, text=True, check=True
-    )
-    for name in probe.stdout.split():
-        if name.split(".")[0] not in OWN and name not in sys.modules:
-            try:
-                importlib.import_module(name)
-            except Exception:  # a module that exists only inside another's import (C helpers)
-                continue
+    """Imports what a command would; returns each loaded file's modification time, to notice
+    an edited benchlib or an upgraded library."""
+    for name in PRELOAD:
+        importlib.import_module(name)
     files = (getattr(module, "__file__", None) for module in list(sys.modules.values()))
     return {file: os.stat(file).st_mtime_ns for file in files if file and os.path.exists(file)}
 
@@ -232,7 +226,7 @@ def _refusal(request: dict, watched: dict[str, int], n_fds: int) -> str:
     if python_env != {k: v for k, v in os.environ.items() if k.startswith("PYTHON")}:
         return "different PYTHON* environment variables"
     if _stale(watched):
-        return "a preloaded library changed on disk"
+        return "a preloaded module changed on disk"
     return ""
 
 
@@ -265,10 +259,12 @@ def _become_command(
     sys.argv = request["argv"]
     sys.path[:] = request["path"]
     _refresh_prefect()
-    caller.sendall(f"ok {os.getpid()}\n".encode())
-    threading.Thread(target=_relay_signals, args=(caller,), daemon=True).start()
+    from benchlib.cli import attach_streams
     from benchlib.cli import main as run_command
 
+    attach_streams()
+    caller.sendall(f"ok {os.getpid()}\n".encode())
+    threading.Thread(target=_relay_signals, args=(caller,), daemon=True).start()
     run_command()
     sys.exit(0)
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pexpect
 import pytest
 
 import benchlib.forkserver
@@ -87,6 +88,15 @@ def test_a_run_is_a_forked_copy_with_the_callers_streams_environment_and_status(
     assert f"pid {pid}: exit 2" in forkserver.read_text()
 
 
+def test_a_terminal_gets_a_terminals_output(forkserver: Path) -> None:
+    """The server's own stdout is a log file; the command's is the caller's terminal."""
+    output = pexpect.run(
+        " ".join(caller("runs")), cwd=str(ROOT), env=dict(os.environ, TERM="xterm-256color")
+    )
+    assert forked_pids(forkserver, "runs")
+    assert b"\x1b[" in output  # colour: rich saw a terminal
+
+
 def test_ctrl_c_reaches_the_forked_command(
     forkserver: Path, prefect_api: str, small_config: dict, tmp_path: Path
 ) -> None:
@@ -125,7 +135,7 @@ def test_a_library_changed_on_disk_restarts_the_server(forkserver: Path) -> None
     try:
         os.utime(library, ns=(mtime, mtime + 1_000_000_000))
         assert run(["runs"]).returncode == 0
-        assert "declined ['runs']: a preloaded library changed on disk" in forkserver.read_text()
+        assert "declined ['runs']: a preloaded module changed on disk" in forkserver.read_text()
         wait_for_line(forkserver, "ready", n=2)
         assert run(["runs", "--json"]).returncode == 0
         assert forked_pids(forkserver, "runs --json")
