@@ -113,7 +113,10 @@ def serve(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(str(path))
+    try:
+        listener.bind(str(path))
+    except OSError as exc:  # e.g. a path longer than a Unix socket's 107 bytes
+        sys.exit(f"cannot listen on {path}: {exc}; commands run in their own process")
     path.chmod(0o600)
     listener.listen(16)
     wake, wake_writer = socket.socketpair()
