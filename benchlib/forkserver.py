@@ -91,7 +91,8 @@ def _run_forked(argv: list[str]) -> int | None:
     except OSError:
         return None
     for signum in FORWARDED:
-        signal.signal(signum, lambda number, _: server.send(bytes([number])))
+        if signal.getsignal(signum) is not signal.SIG_IGN:  # a background job ignores SIGINT
+            signal.signal(signum, lambda number, _: server.send(bytes([number])))
     last = replies.readline()
     if last.startswith(b"exit "):
         return int(last.split()[1])
@@ -246,8 +247,11 @@ def _become_command(
     for sock in own:
         sock.close()
     signal.set_wakeup_fd(-1)
-    for signum in (signal.SIGCHLD, signal.SIGTERM):
+    # As a new interpreter would have them, whatever the server was started with (a server
+    # started in the background ignores SIGINT, under nohup SIGHUP).
+    for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(signum, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.stdout.flush()
     sys.stderr.flush()
     for target, fd in enumerate(fds):

@@ -29,6 +29,8 @@ def forkserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     server = subprocess.Popen(
         [sys.executable, "-m", "benchlib.forkserver"],
         cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+        # as in a shell script's background job: the forked commands must still take Ctrl-C
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )  # fmt: skip
     wait_for_line(log, "ready", server)
     yield log
