@@ -110,11 +110,14 @@ def test_ctrl_c_reaches_the_forked_command(
         caller(*args), cwd=ROOT, env=dict(os.environ, PREFECT_API_URL=prefect_api),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    wait_for_line(forkserver, f"benchlib {' '.join(args)}")
-    [pid] = forked_pids(forkserver, " ".join(args))
-    time.sleep(5)  # into the cells
-    command.send_signal(signal.SIGINT)
-    _, stderr = command.communicate(timeout=120)
+    try:
+        wait_for_line(forkserver, f"benchlib {' '.join(args)}")
+        [pid] = forked_pids(forkserver, " ".join(args))
+        time.sleep(5)  # into the cells
+        command.send_signal(signal.SIGINT)
+        _, stderr = command.communicate(timeout=120)
+    finally:
+        command.kill()  # on a failure: the forked command then hangs up too
     assert command.returncode == 130, stderr
     wait_for_line(forkserver, f"pid {pid}: exit 130")
 
