@@ -81,6 +81,11 @@ def test_trigger_follow_judge_in_the_browser_resume_and_read(
     detail = wait_status(api, run_id, "awaiting_judge", seen)
     assert seen[0] in ("pending", "running") and seen[-1] == "awaiting_judge"
     assert detail["progress"] == {"done": 2, "total": 2}
+    # The run says awaiting_judge just before the flow suspends itself.
+    deadline = time.monotonic() + 60
+    while detail["flow_run_state"] != "Suspended" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        detail = httpx.get(f"{api}/api/runs/{run_id}", headers=AUTH).json()
     assert detail["flow_run_id"] == flow_run_id and detail["flow_run_state"] == "Suspended"
     ui = prefect_api.removesuffix("/api")
     assert detail["links"]["prefect"] == f"{ui}/runs/flow-run/{flow_run_id}"

@@ -109,6 +109,8 @@ def test_ctrl_c_reaches_the_forked_command(
     command = subprocess.Popen(
         caller(*args), cwd=ROOT, env=dict(os.environ, PREFECT_API_URL=prefect_api),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # as typed at a terminal, even when the tests run as a background job (SIGINT ignored)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:
         wait_for_line(forkserver, f"benchlib {' '.join(args)}")
