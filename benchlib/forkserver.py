@@ -140,9 +140,10 @@ def serve(path: Path) -> None:
                     continue
                 caller, _ = listener.accept()
                 own = [listener, wake, wake_writer, *running.values()]
-                if (pid := _fork_command(caller, watched, own)) is not None:
+                stale = _stale(watched)
+                if (pid := _fork_command(caller, stale, own)) is not None:
                     running[pid] = caller
-                elif _stale(watched) and not running:
+                elif stale and not running:
                     _log("a preloaded module changed on disk: restarting")
                     os.execv(sys.executable, command(path))
     finally:
@@ -163,7 +164,7 @@ def _preload() -> dict[str, int]:
     for name in PRELOAD:
         importlib.import_module(name)
     files = (getattr(module, "__file__", None) for module in list(sys.modules.values()))
-    return {file: os.stat(file).st_mtime_ns for file in files if file and os.path.exists(file)}
+    return {file: mtime for file in files if file and (mtime := _mtime(file)) is not None}
 
 
 def _stale(watched: dict[str, int]) -> bool:
@@ -177,9 +178,7 @@ def _mtime(file: str) -> int | None:
         return None
 
 
-def _fork_command(
-    caller: socket.socket, watched: dict[str, int], own: list[socket.socket]
-) -> int | None:
+def _fork_command(caller: socket.socket, stale: bool, own: list[socket.socket]) -> int | None:
     """The forked command's pid, or None when the request is declined (the caller then runs
     the command itself)."""
     caller.settimeout(5)
@@ -187,7 +186,7 @@ def _fork_command(
     try:
         header, fds, _, _ = socket.recv_fds(caller, HEADER, 3)
         request = json.loads(_receive(caller, int.from_bytes(header, "big")))
-        refusal = _refusal(request, watched, len(fds))
+        refusal = _refusal(request, stale, len(fds))
         if refusal:
             _log(f"declined {request['argv'][1:]}: {refusal}")
             caller.sendall(f"no {refusal}\n".encode())
@@ -220,7 +219,7 @@ def _receive(caller: socket.socket, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def _refusal(request: dict, watched: dict[str, int], n_fds: int) -> str:
+def _refusal(request: dict, stale: bool, n_fds: int) -> str:
     """Why this process cannot stand in for the caller's own interpreter, or ''."""
     if n_fds != 3:
         return "stdin, stdout and stderr did not arrive"
@@ -229,7 +228,7 @@ def _refusal(request: dict, watched: dict[str, int], n_fds: int) -> str:
     python_env = {k: v for k, v in request["env"].items() if k.startswith("PYTHON")}
     if python_env != {k: v for k, v in os.environ.items() if k.startswith("PYTHON")}:
         return "different PYTHON* environment variables"
-    if _stale(watched):
+    if stale:
         return "a preloaded module changed on disk"
     return ""
 

@@ -161,12 +161,8 @@ def up(stack: StackConfig) -> dict[str, str]:
     slots = gpu_slots()
     name = f"{default_worker_name()}-stack"
     _start("gpu-worker", worker_command(slots, name), worker_env(slots, name, env))
-    # Commands typed in this shell once PREFECT_API_URL points at the stack start here.
-    _start(
-        "forkserver",
-        forkserver.command(forkserver.socket_file()),
-        dict(os.environ, PREFECT_API_URL=f"{stack.prefect_url}/api"),
-    )
+    # `benchlib` commands for this BENCHLIB_HOME start here, each in its caller's environment.
+    _start("forkserver", forkserver.command(forkserver.socket_file()), dict(os.environ))
     _wait_http("mlflow-server", f"{stack.mlflow_url}/health")
     _wait_http("admin-api", f"{stack.api_url}/api/health")
     return urls(stack)

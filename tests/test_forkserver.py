@@ -27,7 +27,7 @@ def forkserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     env = dict(os.environ)
     env.pop("PREFECT_API_URL", None)
     server = subprocess.Popen(
-        [sys.executable, "-m", "benchlib.forkserver"],
+        benchlib.forkserver.command(benchlib.forkserver.socket_file()),
         cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
         # as in a shell script's background job: the forked commands must still take Ctrl-C
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from mlflow.tracking import MlflowClient
 
+from benchlib import forkserver
 from tests.conftest import ROOT
 from tests.support.browser import CHROMIUM, launch
 from tests.support.servers import free_port
@@ -106,16 +107,17 @@ def test_deployment_run_judged_in_the_prefect_ui(stack) -> None:
     wait_state(api, flow_run_id, "COMPLETED")
 
     # Typed in a shell with PREFECT_API_URL pointing at the stack: the stack's fork server.
-    stack_dir = Path(env["BENCHLIB_HOME"]) / "stack"
+    sock = forkserver.socket_file(Path(env["BENCHLIB_HOME"]))
+    log = sock.with_suffix(".log")
     deadline = time.monotonic() + 120
-    while not (stack_dir / "forkserver.sock").exists():
-        assert time.monotonic() < deadline, (stack_dir / "forkserver.log").read_text()
+    while not sock.exists():
+        assert time.monotonic() < deadline, log.read_text()
         time.sleep(0.5)
     listed = subprocess.run(
         [sys.executable, "-m", "benchlib", "runs", "--json"],
         cwd=ROOT, env=env, capture_output=True, text=True,
     )  # fmt: skip
-    assert "benchlib runs --json" in (stack_dir / "forkserver.log").read_text()
+    assert "benchlib runs --json" in log.read_text()
     run = json.loads(listed.stdout)[0]
     assert run["status"] == "completed"
     client = MlflowClient(urls["MLflow UI"])
