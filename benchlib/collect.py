@@ -89,8 +89,12 @@ def _call_row(cell: CellPlan, index: int, step: str, record: CallRecord) -> LLMC
     )
 
 
+class NotCached(Exception):
+    """A cell replayed from the cache needs an answer the cache does not hold."""
+
+
 def _run_chain(
-    provider: Provider,
+    provider: Provider | None,
     cell: CellPlan,
     index: int,
     budget: AttemptBudget,
@@ -102,7 +106,8 @@ def _run_chain(
     a block the cache answers whole never loads it.
 
     A step whose template reads something an earlier output lacks fails the rest of the chain
-    (recorded, with the reason); a provider failure propagates and fails the cell.
+    (recorded, with the reason); a provider failure propagates and fails the cell. Without a
+    provider (a replay from the cache), an answer not in the cache raises NotCached.
     """
     load_s = 0.0
     context: dict[str, Any] = {**cell.scenario_vars, "steps": {}}
@@ -129,6 +134,8 @@ def _run_chain(
         result = cache.lookup(key) if cell.cache == "use" else None
         cached = result is not None
         if result is None:
+            if provider is None:
+                raise NotCached(key)
             load_s += provider.load()
             attempts: list[CallRecord] = []
             try:
@@ -160,7 +167,26 @@ def run_cell(plan: RunContext, cell: CellPlan) -> CellOutcome:
     # elsewhere while this one was thought dead) must not be generated and logged twice.
     if done := recorded_outcome(cell.id):
         return done
-    provider = provider_for(ModelSpec.parse(cell.model), plan.config)
+    return _collect(provider_for(ModelSpec.parse(cell.model), plan.config), plan, cell)
+
+
+def record_cached(plan: RunContext, cells: list[CellPlan]) -> list[CellPlan]:
+    """Record the cells the response cache answers whole, each in its one transaction as if
+    generated; returns the others, for the model. A block does this before it takes the `gpu`
+    slot, and the cached cells are not one Prefect task each: a rerun of an unchanged grid
+    needs neither the slot nor the ~28 ms of task bookkeeping per cell."""
+    if not cells or cells[0].cache != "use":
+        return cells
+    left = []
+    for cell in cells:
+        try:
+            _collect(None, plan, cell)
+        except NotCached:
+            left.append(cell)
+    return left
+
+
+def _collect(provider: Provider | None, plan: RunContext, cell: CellPlan) -> CellOutcome:
     started_at = utcnow()
     start = time.perf_counter()
     load_s = 0.0

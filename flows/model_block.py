@@ -13,19 +13,22 @@ from benchlib.grid import CellPlan
 from benchlib.orchestration import gpu_slot
 from benchlib.pool import BLOCK_FLOW
 from benchlib.runs import RunContext, pending_cells
-from tasks.benchmark import release_model, run_cell
+from tasks.benchmark import record_cached, release_model, run_cell
 
 
 def generate_block(context: RunContext, block: list[CellPlan]) -> None:
     """Generate the block's cells not yet recorded, then unload the model.
 
     Cells an earlier attempt finished are skipped: a block whose worker died is run again
-    elsewhere without redoing them. The slot is taken once for the whole block, not per cell:
-    Prefect makes each re-acquisition wait ~2 s. Inside it, a task runner of `max_inflight`
-    threads sends that many of the block's cells to the loaded model at once (servers batch
-    them), taking them in model-major order; 1 is one cell at a time.
+    elsewhere without redoing them. Cells the response cache answers whole are recorded first,
+    without the slot: a block the cache answers whole never takes it. The slot is taken once
+    for the whole block, not per cell: Prefect makes each re-acquisition wait ~2 s. Inside it,
+    a task runner of `max_inflight` threads sends that many of the block's cells to the loaded
+    model at once (servers batch them), taking them in model-major order; 1 is one at a time.
     """
     todo = pending_cells(block)
+    if todo:
+        todo = record_cached(context, todo)
     if not todo:
         return
     with gpu_slot(flow_run.get_id()):

@@ -49,6 +49,17 @@ def run_cell(context: RunContext, cell: CellPlan) -> collect.CellOutcome:
     return collect.run_cell(context, cell)
 
 
+@task(
+    cache_policy=NO_CACHE,
+    persist_result=False,
+    task_run_name="from the cache | {cells[0].model}",
+)
+def record_cached(context: RunContext, cells: list[CellPlan]) -> list[CellPlan]:
+    """A block's cells the response cache answers whole, recorded in one task; returns the rest.
+    Neither cached nor persisted, as run_cell."""
+    return collect.record_cached(context, cells)
+
+
 @task(persist_result=True)
 def fan_out(context: RunContext, cells: list[CellPlan]) -> dict[str, list[str]]:
     """Persisted: a parent resumed after judging finds the pool's work done, not redone."""

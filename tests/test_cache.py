@@ -1,7 +1,12 @@
 """The response cache: keys, what is never cached, and reruns that make no provider call
 (counted at a loopback proxy in front of the real model)."""
 
+import time
+from uuid import UUID
+
 import pytest
+from prefect import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from benchlib import cache, runs
 from benchlib.config import build_config
@@ -63,6 +68,19 @@ def counted(llm_url: str):
         yield proxy, f"{proxy.url}/v1"
 
 
+def cell_tasks(run_id: str, model: str) -> list[str]:
+    """Names of the Prefect task runs of a run's flow run that concern `model`'s cells, read
+    once its last task (the MLflow push) is there: the server records task runs from events."""
+    flow_run = FlowRunFilter(id=FlowRunFilterId(any_=[UUID(runs.get_run(run_id).flow_run_id)]))
+    with get_client(sync_client=True) as client:
+        for _ in range(150):
+            names = [task.name for task in client.read_task_runs(flow_run_filter=flow_run)]
+            if any(name.startswith("push_to_mlflow") for name in names):
+                return sorted(name for name in names if model in name)
+            time.sleep(0.1)
+    raise AssertionError(f"the task runs of run {run_id} were not recorded: {names}")
+
+
 def test_an_unchanged_rerun_makes_no_provider_call(prefect_api, small_config, counted) -> None:
     proxy, url = counted
     values = small_config | {
@@ -88,11 +106,16 @@ def test_an_unchanged_rerun_makes_no_provider_call(prefect_api, small_config, co
     }
     assert by_cell[cells[0].id] == [False, False] and by_cell[cells[1].id] == [True, True]
     assert runs.get_run(second).leaderboard["rows"][0]["n_candidates"] == 4
+    # The cached cell is recorded by the block's one cache task; the other one is generated.
+    model = values["models"][0]
+    generated = f"{model} | v2-mentor | {cells[0].scenario_id}"
+    assert cell_tasks(second, model) == sorted([generated, f"from the cache | {model}"])
 
     third = benchmark(**build_config(values).model_dump())["run_id"]
     assert proxy.forwarded == calls_after_first + 2  # zero provider calls
     assert all(c.cached for c in runs.run_candidates(third))
     assert runs.get_run(third).status == "completed"
+    assert cell_tasks(third, model) == [f"from the cache | {model}"]
 
     benchmark(**build_config(values | {"refresh": True}).model_dump())
     assert proxy.forwarded == calls_after_first + 6
