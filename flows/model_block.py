@@ -27,7 +27,7 @@ def generate_block(context: RunContext, block: list[CellPlan]) -> None:
     model at once (servers batch them), taking them in model-major order; 1 is one at a time.
     """
     todo = pending_cells(block)
-    if todo:
+    if context.config.cache_mode == "use" and todo:
         todo = record_cached(context, todo)
     if not todo:
         return

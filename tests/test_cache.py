@@ -117,8 +117,9 @@ def test_an_unchanged_rerun_makes_no_provider_call(prefect_api, small_config, co
     assert runs.get_run(third).status == "completed"
     assert cell_tasks(third, model) == [f"from the cache | {model}"]
 
-    benchmark(**build_config(values | {"refresh": True}).model_dump())
+    refreshed = benchmark(**build_config(values | {"refresh": True}).model_dump())["run_id"]
     assert proxy.forwarded == calls_after_first + 6
+    assert f"from the cache | {model}" not in cell_tasks(refreshed, model)
     benchmark(**build_config(values | {"no_cache": True}).model_dump())
     assert proxy.forwarded == calls_after_first + 10
 
