@@ -36,6 +36,14 @@ def lookup(key: str) -> ChatResult | None:
         return ChatResult.model_validate(row.result) if row else None
 
 
+def holds(model: str) -> bool:
+    """Whether the cache has any answer of `model`: a model's first run skips the lookups of a
+    replay from the cache (benchlib.collect.record_cached), one per answer of its block."""
+    with session() as s:
+        query = select(CachedResponse.key).where(CachedResponse.model == model).limit(1)
+        return s.exec(query).first() is not None
+
+
 def store(key: str, model: str, request: ChatRequest, result: ChatResult) -> bool:
     """Cache a complete answer; returns False for what must not be cached."""
     if result.finish_reason == "length" and result.completion_tokens < request.max_tokens:

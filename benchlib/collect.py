@@ -175,6 +175,8 @@ def record_cached(plan: RunContext, cells: list[CellPlan]) -> list[CellPlan]:
     generated; returns the others, for the model. A block does this before it takes the `gpu`
     slot, and the cached cells are not one Prefect task each: a rerun of an unchanged grid
     needs neither the slot nor the ~28 ms of task bookkeeping per cell."""
+    if not cells or not cache.holds(cells[0].model):  # a block is one model's cells
+        return cells
     left = []
     for cell in cells:
         try:

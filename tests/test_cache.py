@@ -59,6 +59,7 @@ def test_truncated_answers_are_not_cached() -> None:
     full = cut.model_copy(update={"finish_reason": "stop"})
     assert cache.store("k-full", "openai:m", REQUEST, full)
     assert cache.lookup("k-full") == full
+    assert cache.holds("openai:m") and not cache.holds("openai:never-stored")
 
 
 @pytest.fixture
