@@ -76,8 +76,9 @@ def check_templates(suite: Suite, versions: list[PromptVersion], scenarios: list
     """Every variable a template uses must be in every scenario it will be rendered with."""
     problems = []
     for version in versions:
+        variables = version.variables  # parses the templates: once, not once per scenario
         for scenario in scenarios:
-            missing = sorted(version.variables - scenario.vars.keys())
+            missing = sorted(variables - scenario.vars.keys())
             if missing:
                 problems.append(
                     f"  - {suite.path / suite.spec.versions / version.name}.yaml uses {missing}, "
@@ -103,9 +104,11 @@ def expand_grid(
     run_id: str, config: BenchmarkConfig, suite: Suite, models: dict[str, ModelInfo]
 ) -> list[CellPlan]:
     versions, scenarios = select_grid(config, suite)
+    rubric_hash = suite.rubric.hash  # hashes are computed, not stored: once each, not per cell
     cells = []
     for model in config.models:
         for version in versions:
+            prompt_hash = suite.version_hash(version)
             for scenario in scenarios:
                 index = len(cells)
                 cells.append(
@@ -117,11 +120,11 @@ def expand_grid(
                         model_size_b=models[model].size_b,
                         model_digest=models[model].digest,
                         prompt_version=version.name,
-                        prompt_hash=suite.version_hash(version),
+                        prompt_hash=prompt_hash,
                         scenario_id=scenario.id,
                         scenario_hash=scenario.hash,
                         rubric_version=suite.rubric.version,
-                        rubric_hash=suite.rubric.hash,
+                        rubric_hash=rubric_hash,
                         scenario_vars=scenario.vars,
                         steps=[
                             StepPlan(step=step, output_schema=suite.schema_for(step))
