@@ -153,6 +153,7 @@ def _drain_batch(run_id: str | None, skip: set[int]) -> int:
             if run_id is not None:
                 query = query.where(MlflowPending.run_id == run_id)
             entries = list(s.exec(query.order_by(MlflowPending.id).limit(BATCH)))
+            entries += _later_updates(s, entries, skip)
             for entry in entries:
                 entry.attempts += 1
             runs = {r.id: r for r in s.exec(select(Run).where(col(Run.id).in_(_run_ids(entries))))}
@@ -175,13 +176,31 @@ def _drain_batch(run_id: str | None, skip: set[int]) -> int:
     return len(entries) + sum(map(len, folded.values()))
 
 
+def _later_updates(s: Session, entries: list[MlflowPending], skip: set[int]) -> list[MlflowPending]:
+    """The queued updates of the cells whose child runs `entries` create, wherever they are in
+    the queue: a run's scores are queued after all its cells, so a pusher behind by more than a
+    batch would otherwise push each cell's scores as a call of its own (~5 ms; 10 s of a
+    2,000-cell run)."""
+    creating = [entry.cell_id for entry in entries if entry.kind == "cell"]
+    if not creating:
+        return []
+    taken = skip | {entry.id for entry in entries}
+    query = select(MlflowPending).where(
+        MlflowPending.kind == "update",
+        col(MlflowPending.cell_id).in_(creating),
+        col(MlflowPending.id).not_in(taken),
+    )
+    return list(s.exec(query.order_by(MlflowPending.id)))
+
+
 def _fold_updates(
     entries: list[MlflowPending],
 ) -> tuple[list[MlflowPending], dict[int, list[int]]]:
     """Fold a cell's later metrics and tags (its scores) into the creation of its child run
     when both are in the batch: one MLflow call fewer per cell whenever the pusher is behind,
     as in any fast run. The folded entries leave the outbox only with the creation (returned:
-    creation id -> folded ids); the stored entries stay as they are."""
+    creation id -> folded ids); the stored entries stay as they are. A cell's updates after one
+    that cannot be folded (artifacts, a status) are pushed after it, in their order."""
     creating = {entry.cell_id: entry for entry in entries if entry.kind == "cell"}
     kept: list[MlflowPending] = []
     folded: dict[int, list[int]] = {}
@@ -189,6 +208,8 @@ def _fold_updates(
         target = creating.get(entry.cell_id) if entry.kind == "update" else None
         if target is None or set(entry.payload) - {"metrics", "tags"}:
             kept.append(entry)
+            if target is not None:
+                del creating[entry.cell_id]
             continue
         for key in ("metrics", "tags"):
             target.payload[key] = {**target.payload[key], **entry.payload.get(key, {})}

@@ -182,3 +182,45 @@ def test_real_model_run_with_mlflow_down_from_the_start(
         assert runs.get_run(run_id).mlflow_run_id
     finally:
         server.stop()
+
+
+def test_a_backlog_folds_each_cell_s_later_updates_into_its_creation_in_order(
+    prefect_api: str, instant_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pusher far behind (here: MLflow down for the whole run) finds a cell's scores queued
+    after every other cell; it takes them with the cell's creation, wherever they are, but never
+    lets a later update overtake one that cannot be folded (here: one that sets a status)."""
+    server = MlflowServer(tmp_path)
+    config = {
+        "suite": str(TIPS),
+        "models": [f"openai:{MODEL}"],
+        "openai_base_url": f"{instant_url}/v1",
+        "prompts": ["v1"],
+        "n_scenarios": 3,
+        "n_candidates": 1,
+        "judge": "skip",
+        "no_cache": True,
+        "mlflow_url": server.url,
+        "mlflow_flush_s": 0,
+        "experiment": "folded-backlog",
+    }
+    run_id = run_flow(config)
+    first = runs.run_cells(run_id)[0]
+    with session() as s:
+        note = {"tags": {"review": "first"}, "status": "FINISHED"}
+        tracking_outbox.enqueue(s, run_id, "update", note, first.id)
+        tracking_outbox.enqueue(s, run_id, "update", {"tags": {"review": "second"}}, first.id)
+    server.start()
+    try:
+        monkeypatch.setattr(tracking_outbox, "BATCH", 2)  # the parent run and the first cell
+        tracking_outbox._drain_batch(run_id, set())
+        with session() as s:
+            left = s.exec(select(MlflowPending.cell_id).where(MlflowPending.run_id == run_id))
+            assert first.id not in set(left)  # its scores and both updates went with it
+        run = MlflowClient(server.url).get_run(runs.run_cells(run_id)[0].mlflow_run_id)
+        assert run.data.tags["review"] == "second"
+        assert "auto_composite" in run.data.metrics
+        assert tracking_outbox.sync(run_id, timeout_s=30) == 0
+        assert_all_in_mlflow(server.url, run_id, "folded-backlog")
+    finally:
+        server.stop()
