@@ -18,7 +18,7 @@ from benchlib.providers.local import free_port
 from benchlib.records import Judgement
 from tests.conftest import ROOT
 from tests.support.browser import launch, needs_chromium
-from tests.support.prefect import serve_deployment
+from tests.support.prefect import serve_deployment, wait_for
 
 TOKEN = "flow-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -82,10 +82,8 @@ def test_trigger_follow_judge_in_the_browser_resume_and_read(
     assert seen[0] in ("pending", "running") and seen[-1] == "awaiting_judge"
     assert detail["progress"] == {"done": 2, "total": 2}
     # The run says awaiting_judge just before the flow suspends itself.
-    deadline = time.monotonic() + 60
-    while detail["flow_run_state"] != "Suspended" and time.monotonic() < deadline:
-        time.sleep(0.5)
-        detail = httpx.get(f"{api}/api/runs/{run_id}", headers=AUTH).json()
+    wait_for(flow_run_id, lambda state: state.is_paused(), timeout_s=60)
+    detail = httpx.get(f"{api}/api/runs/{run_id}", headers=AUTH).json()
     assert detail["flow_run_id"] == flow_run_id and detail["flow_run_state"] == "Suspended"
     ui = prefect_api.removesuffix("/api")
     assert detail["links"]["prefect"] == f"{ui}/runs/flow-run/{flow_run_id}"
