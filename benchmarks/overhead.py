@@ -14,10 +14,14 @@ way for everyone. The suite's versions do not ask for structured output, so benc
 response_format, like the raw loop and the peers: the token column shows they generate the same.
 
 The "1st call s" column is the time from a harness's process start to its first request at
-the proxy: its start-up cost (a warm rerun makes none).
+the proxy: its start-up cost (a warm rerun makes none). "model s" is the time the proxy waited
+on the model server (the sum over the run's requests) and "rest s" the rest of the wall time:
+what the harness itself costs. On a shared box the model's time varies by several percent from
+run to run, for every harness alike; "rest s" does not, so it compares harnesses more steadily
+than the wall-time ratio does.
 
 Runs alternate, `--repeats` times; prints a table and writes benchmarks/results/overhead.json.
-    .venv/bin/python benchmarks/overhead.py [--repeats 3] [--grid ../shared/peer-grid]
+    .venv/bin/python benchmarks/overhead.py [--repeats 5] [--grid ../shared/peer-grid]
 """
 
 import argparse
@@ -66,14 +70,16 @@ class Tally:
     calls: int = 0
     completion_tokens: int = 0
     first_call_at: float | None = None  # perf_counter when the first chat request arrived
+    model_s: float = 0.0  # time spent waiting on the model server for chat completions
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def take(self) -> tuple[int, int, float | None]:
+    def take(self) -> tuple[int, int, float | None, float]:
         """The counts since the last take, reset to zero: one harness run's share."""
         with self.lock:
-            counts = (self.calls, self.completion_tokens, self.first_call_at)
+            counts = (self.calls, self.completion_tokens, self.first_call_at, self.model_s)
             self.calls = self.completion_tokens = 0
             self.first_call_at = None
+            self.model_s = 0.0
         return counts
 
 
@@ -91,16 +97,19 @@ class CountingProxy:
 
             def forward(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if self.command == "POST" and self.path.endswith("/chat/completions"):
+                chat = self.command == "POST" and self.path.endswith("/chat/completions")
+                sent = time.perf_counter()
+                if chat:
                     with tally.lock:
-                        tally.first_call_at = tally.first_call_at or time.perf_counter()
+                        tally.first_call_at = tally.first_call_at or sent
                 headers = {"Content-Type": self.headers.get("Content-Type") or "application/json"}
                 answer = client.request(self.command, self.path, content=body, headers=headers)
-                if self.command == "POST" and self.path.endswith("/chat/completions"):
+                if chat:
                     usage = answer.json().get("usage") or {} if answer.is_success else {}
                     with tally.lock:
                         tally.calls += 1
                         tally.completion_tokens += usage.get("completion_tokens", 0)
+                        tally.model_s += time.perf_counter() - sent
                 self.send_response(answer.status_code)
                 self.send_header("Content-Type", answer.headers.get("content-type", "text/plain"))
                 self.send_header("Content-Length", str(len(answer.content)))
@@ -183,13 +192,15 @@ class HarnessFailed(RuntimeError):
 
 @dataclass
 class Measure:
-    """One harness's runs: wall seconds, provider calls and completion tokens of each, and the
-    seconds from the process's start to its first request (its start-up cost)."""
+    """One harness's runs: wall seconds, provider calls and completion tokens of each, the
+    seconds from the process's start to its first request (its start-up cost) and the seconds
+    spent waiting on the model."""
 
     wall_s: list[float] = field(default_factory=list)
     calls: list[int] = field(default_factory=list)
     tokens: list[int] = field(default_factory=list)
     first_call_s: list[float] = field(default_factory=list)
+    model_s: list[float] = field(default_factory=list)
     error: str = ""
 
     def timed(
@@ -212,15 +223,21 @@ class Measure:
                 f"{Path(command[0]).name} exit {done.returncode}: {' | '.join(said)}"
             )
         self.wall_s.append(wall_s)
-        calls, tokens, first_call_at = proxy.tally.take()
+        calls, tokens, first_call_at, model_s = proxy.tally.take()
         self.calls.append(calls)
         self.tokens.append(tokens)
+        self.model_s.append(model_s)
         if first_call_at is not None:
             self.first_call_s.append(first_call_at - start)
 
     @property
     def median_s(self) -> float:
         return statistics.median(self.wall_s)
+
+    @property
+    def rest_s(self) -> list[float]:
+        """Each run's wall time less its time at the model: the harness's own cost."""
+        return [wall - model for wall, model in zip(self.wall_s, self.model_s, strict=True)]
 
 
 def raw_command(grid: Path, url: str) -> list[str]:
@@ -254,20 +271,28 @@ def benchlib_command(suite: Path, grid: Path, url: str, cache: bool) -> list[str
 
 
 def print_table(results: dict[str, Measure]) -> None:
-    raw = results["raw"].median_s
-    header = f"{'harness':<10} {'median s':>9} {'÷ raw':>7} {'calls':>6} {'tokens':>7}"
-    print(f"{header} {'1st call s':>10}   runs (s)")
+    raw = results["raw"]
+    header = f"{'harness':<10} {'median s':>9} {'÷ raw':>7} {'model s':>8} {'rest s':>7}"
+    print(f"{header} {'calls':>6} {'tokens':>7} {'1st call s':>10}   runs (s)")
     for name, m in results.items():
         if m.error:
-            print(f"{name:<10} {'—':>9} {'—':>7} {'—':>6} {'—':>7} {'—':>10}   {m.error}")
+            dashes = " ".join(f"{'—':>{width}}" for width in (9, 7, 8, 7, 6, 7, 10))
+            print(f"{name:<10} {dashes}   {m.error}")
             continue
         first = f"{statistics.median(m.first_call_s):.2f}" if m.first_call_s else "—"
         calls = "/".join(str(c) for c in sorted(set(m.calls)))
         tokens = "/".join(str(t) for t in sorted(set(m.tokens)))
         runs = " ".join(f"{v:.1f}" for v in m.wall_s)
-        ratio = m.median_s / raw
-        row = f"{name:<10} {m.median_s:>9.1f} {ratio:>7.2f} {calls:>6} {tokens:>7}"
-        print(f"{row} {first:>10}   {runs}")
+        ratio = m.median_s / raw.median_s
+        model, rest = statistics.median(m.model_s), statistics.median(m.rest_s)
+        row = f"{name:<10} {m.median_s:>9.1f} {ratio:>7.2f} {model:>8.1f} {rest:>7.2f}"
+        print(f"{row} {calls:>6} {tokens:>7} {first:>10}   {runs}")
+    beyond = [
+        f"{name} {statistics.median(m.rest_s) - statistics.median(raw.rest_s):+.2f} s"
+        for name, m in results.items()
+        if name != "raw" and not m.error and any(m.model_s)
+    ]
+    print(f"rest beyond the raw loop's (the model's time left out): {', '.join(beyond)}")
     print(f"load average at the end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
@@ -282,6 +307,8 @@ def write_results(name: str, results: dict[str, Measure], **extra: object) -> No
             "calls": m.calls,
             "completion_tokens": m.tokens,
             "first_call_s": m.first_call_s,
+            "model_s": m.model_s,
+            "rest_s": m.rest_s if m.wall_s else [],
             "error": m.error,
         }
         for harness, m in results.items()
@@ -307,7 +334,7 @@ class Bench:
 @contextmanager
 def bench(doc: str, name: str) -> Iterator[Bench]:
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--grid", type=Path, default=ROOT.parent / "shared" / "peer-grid")
     args = parser.parse_args()
     # a killed benchmark still stops its servers: SIGTERM unwinds the context managers below

@@ -9,7 +9,7 @@ that cannot be installed or fails is reported as a row saying why, and the run g
 calls and completion tokens are counted at the counting proxy of overhead.py, so the table shows
 each harness did the same 24 calls and got comparable output.
 
-    .venv/bin/python benchmarks/peers.py [--repeats 3] [--grid ../shared/peer-grid]
+    .venv/bin/python benchmarks/peers.py [--repeats 5] [--grid ../shared/peer-grid]
 """
 
 import json
