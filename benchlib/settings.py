@@ -33,7 +33,13 @@ def configure_prefect_servers() -> None:
 
 def home() -> Path:
     """The state folder (database, MLflow store, logs): `.benchlib/` in the working directory."""
-    path = home_path()
+    return _created(home_path())
+
+
+@lru_cache(maxsize=32)
+def _created(path: Path) -> Path:
+    """Made once per process and folder: every database session asks for the home, ~10 per
+    cell, and a mkdir each time cost ~0.7 ms a cell (py-spy, 24-cell run)."""
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -51,15 +57,7 @@ def _resolved(path: str, cwd: str) -> Path:
 
 
 def database_url() -> str:
-    return os.environ.get(DATABASE_URL_ENV) or _default_database_url(home_path())
-
-
-@lru_cache(maxsize=32)
-def _default_database_url(home_folder: Path) -> str:
-    """Creates the state folder once per process and folder: every database session asks for
-    the URL, ~10 per cell, and `home()`'s mkdir cost ~0.7 ms a cell (py-spy, 24-cell run)."""
-    home_folder.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{home_folder / 'benchlib.db'}"
+    return os.environ.get(DATABASE_URL_ENV) or f"sqlite:///{home() / 'benchlib.db'}"
 
 
 def default_mlflow_uri() -> str:
