@@ -274,7 +274,7 @@ def _print_where(run: Any) -> None:
     console.print(f"details: benchlib show {run.id}")
     if uri.startswith("sqlite"):
         console.print(
-            f"MLflow: experiment {run.experiment!r}, parent run {run.mlflow_run_id}; browse with "
+            f"MLflow: experiment {run.experiment!r}, run {run.mlflow_run_id}; browse with "
             f"`mlflow ui --backend-store-uri {uri}`"
         )
     else:

@@ -1,11 +1,10 @@
 """Running one cell: n candidates from one model for one rendered prompt, recorded as a unit.
 
-The database gets the cell, its candidates, every HTTP attempt and the cell's MLflow child run
-(queued in the outbox, pushed off the cell's path) in one transaction. A provider that keeps
+The database gets the cell, its candidates, every HTTP attempt and the outbox entry that puts the
+cell in MLflow's cells table (pushed off the cell's path) in one transaction. A provider that keeps
 failing fails the cell (with its message), not the run.
 """
 
-import time
 from typing import Any
 
 import jinja2
@@ -188,7 +187,6 @@ def record_cached(plan: RunContext, cells: list[CellPlan]) -> list[CellPlan]:
 
 def _collect(provider: Provider | None, plan: RunContext, cell: CellPlan) -> CellOutcome:
     started_at = utcnow()
-    start = time.perf_counter()
     load_s = 0.0
     budget = AttemptBudget(cell.attempt_budget, plan.config.max_backoff_s)
     candidates: list[Candidate] = []
@@ -201,7 +199,6 @@ def _collect(provider: Provider | None, plan: RunContext, cell: CellPlan) -> Cel
             error = str(exc)
             break
     status = CellStatus.failed if error else CellStatus.completed
-    wall_s = time.perf_counter() - start
 
     with session() as s:
         row = s.get(Cell, cell.id)
@@ -210,79 +207,6 @@ def _collect(provider: Provider | None, plan: RunContext, cell: CellPlan) -> Cel
         row.worker = worker_identity()
         s.add_all(candidates)
         s.add_all(calls)
-        tracking_outbox.enqueue(
-            s,
-            cell.run_id,
-            "cell",
-            _mlflow_payload(cell, candidates, calls, wall_s, load_s, error),
-            cell_id=cell.id,
-        )
+        tracking_outbox.enqueue(s, cell.run_id, "cell", {}, cell_id=cell.id)
     events.emit("cell_done", cell=cell, status=status, error=error)
     return CellOutcome(cell_id=cell.id, status=status, n_candidates=len(candidates), error=error)
-
-
-def _mlflow_payload(
-    cell: CellPlan,
-    candidates: list[Candidate],
-    calls: list[LLMCall],
-    wall_s: float,
-    load_s: float,
-    error: str | None,
-) -> dict[str, Any]:
-    """The cell's MLflow child run, as the outbox stores it (see benchlib.tracking.push_cell)."""
-    produced = [c for c in candidates if c.error is None]
-    completion_tokens = sum(c.completion_tokens for c in produced)
-    generation_s = sum(c.latency_s for c in produced)
-    metrics = {
-        "wall_s": wall_s,
-        "model_load_s": load_s,
-        "latency_mean_s": generation_s / len(produced) if produced else 0.0,
-        "prompt_tokens": sum(c.prompt_tokens for c in produced),
-        "completion_tokens": completion_tokens,
-        "tokens_per_s": completion_tokens / generation_s if generation_s else 0.0,
-        "provider_calls": len(calls),
-        "failed": float(error is not None),
-    }
-    return {
-        "name": f"{cell.model} | {cell.prompt_version} | {cell.scenario_id}",
-        "params": {
-            "model": cell.model,
-            "model_digest": cell.model_digest,
-            "prompt_version": cell.prompt_version,
-            "prompt_hash": cell.prompt_hash,
-            "scenario_id": cell.scenario_id,
-            "scenario_hash": cell.scenario_hash,
-            "rubric_hash": cell.rubric_hash,
-            "cell_identity": cell.identity,
-            **cell.params,
-        },
-        "tags": {
-            "benchlib.run_id": cell.run_id,
-            "benchlib.cell_id": cell.id,
-            "judge_pending": "true",
-            "rubric_version": cell.rubric_version,
-            "status": "failed" if error else "completed",
-        },
-        "metrics": metrics,
-        "artifacts": {
-            "prompt.json": {
-                "scenario": cell.scenario_vars,
-                "steps": [step.model_dump(mode="json") for step in cell.steps],
-            },
-            "candidates.json": [
-                c.model_dump(
-                    mode="json",
-                    include={"index", "step", "seed", "messages", "text", "parsed"}
-                    | {"parse_error", "error"},
-                )
-                for c in candidates
-            ],
-            "responses.json": [
-                call.model_dump(
-                    mode="json",
-                    include={"candidate_index", "step", "attempt", "error", "response"},
-                )
-                for call in calls
-            ],
-        },
-    }

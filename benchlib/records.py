@@ -87,7 +87,6 @@ class Cell(SQLModel, table=True):
     worker: str | None = Field(
         None, description="name@host:pid of the process that generated it (pool runs span hosts)."
     )
-    mlflow_run_id: str | None = None
 
 
 class Candidate(SQLModel, table=True):
@@ -198,7 +197,9 @@ class MlflowPending(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     run_id: str = Field(foreign_key="run.id", index=True)
     cell_id: str | None = Field(default=None, foreign_key="cell.id")
-    kind: str = Field(description="run: the parent run; cell: a child run; update: log onto one.")
+    kind: str = Field(
+        description="run: create the MLflow run; update: log onto it; cell: its cells table is old."
+    )
     payload: dict[str, Any] = Field(sa_column=Column(JSON))
     attempts: int = 0
     last_error: str | None = None

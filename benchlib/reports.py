@@ -39,7 +39,7 @@ def current_leaderboard(run: Run) -> dict[str, Any]:
 
 
 def publish_leaderboard(run_id: str) -> dict[str, Any]:
-    """Compute, store on the run, and log to the MLflow parent run (metrics, JSON, HTML)."""
+    """Compute, store on the run, and log to the run's MLflow run (metrics, JSON, HTML)."""
     run = get_run(run_id)
     board = compute_leaderboard(run)
     metrics = {"cells": float(run.n_cells)}
@@ -164,7 +164,7 @@ def render_html(run: Run, board: dict[str, Any]) -> str:
 
 
 def publish_verdict(report: EvalReport) -> None:
-    """Store the eval report on the run and beside its MLflow parent run."""
+    """Store the eval report on the run and on its MLflow run."""
     data = report.model_dump(mode="json")
     with session() as s:
         s.get(Run, report.run).eval_report = data

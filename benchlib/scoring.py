@@ -117,30 +117,10 @@ def score_run(run_id: str) -> int:
         cell.id: score_cell(suite, rubric, scorers, cell, per_cell[cell.id], human)
         for cell in cells
     }
-    step_of = {c.id: c.step for rows in per_cell.values() for c in rows}
-    judged = {j.candidate_id for j in judgements}
     with session() as s:
         s.exec(delete(Score).where(Score.run_id == run.id))
         for rows in scores_by_cell.values():
             s.add_all(rows)
         s.get(Run, run.id).scored_at = utcnow()
-        for cell in cells:
-            if scores_by_cell[cell.id]:
-                final = [c for c in per_cell[cell.id] if c.step == cell.steps[-1] and not c.error]
-                pending = any(c.id not in judged for c in final)
-                update = {
-                    "metrics": _cell_metrics(cell, scores_by_cell[cell.id], step_of),
-                    "tags": {"judge_pending": "true" if pending else "false"},
-                }
-                tracking_outbox.enqueue(s, run.id, "update", update, cell_id=cell.id)
+        tracking_outbox.enqueue(s, run.id, "cell", {})  # the cells table shows the scores
     return sum(len(rows) for rows in scores_by_cell.values())
-
-
-def _cell_metrics(cell: Cell, rows: list[Score], step_of: dict[int, str]) -> dict[str, float]:
-    """Mean per score name; for chains also per step (`moderator.schema_validity`)."""
-    groups: dict[str, list[float]] = defaultdict(list)
-    for row in rows:
-        groups[row.name].append(row.value)
-        if len(cell.steps) > 1:
-            groups[f"{step_of[row.candidate_id]}.{row.name}"].append(row.value)
-    return {name: sum(values) / len(values) for name, values in groups.items()}

@@ -1,4 +1,4 @@
-"""MLflow: one experiment per `experiment`, a parent run per benchmark run, a child run per cell.
+"""MLflow: one experiment per `experiment`, an MLflow run per benchmark run, its cells as a table.
 
 The database is the durable record; MLflow is where people browse. Nothing here is called on a
 cell's critical path: benchlib.tracking_outbox queues what MLflow should get and pushes it from
@@ -19,7 +19,7 @@ from typing import Any
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.tracking import MlflowClient
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_ARTIFACTS, MLFLOW_RUN_NAME
 
 from benchlib.settings import mlflow_artifact_root
 
@@ -32,8 +32,8 @@ HTTP_DEFAULTS = {
     "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
 }
 RUN_TAG = "benchlib.run_id"
-CELL_TAG = "benchlib.cell_id"
 KIND_TAG = "benchlib.kind"
+CELLS_TABLE = "cells.json"
 
 
 @cache
@@ -97,11 +97,15 @@ def _write_artifacts(uri: str, artifact_uri: str, artifacts: dict[str, Any]) -> 
 
 
 def push_parent(uri: str, experiment: str, run_id: str, payload: dict[str, Any], retried: bool):
-    """The benchmark run's parent run: config as params, the rubric as an artifact."""
+    """The benchmark run's MLflow run: config as params, the rubric as an artifact. Its cells
+    table is announced as a table from the start, so MLflow's UI shows it as one."""
     mlflow_id, artifact_uri = _create_run(
         uri,
         experiment_id(uri, experiment),
-        {MLFLOW_RUN_NAME: f"benchmark-{run_id}"},
+        {
+            MLFLOW_RUN_NAME: f"benchmark-{run_id}",
+            MLFLOW_LOGGED_ARTIFACTS: json.dumps([{"path": CELLS_TABLE, "type": "table"}]),
+        },
         {RUN_TAG: run_id, KIND_TAG: "benchmark"},
         retried,
     )
@@ -114,33 +118,9 @@ def push_parent(uri: str, experiment: str, run_id: str, payload: dict[str, Any],
     return mlflow_id
 
 
-def push_cell(
-    uri: str, experiment: str, parent_id: str, cell_id: str, payload: dict[str, Any], retried: bool
-) -> str:
-    """A finished child run: params, tags and metrics in one batch, the JSON artifacts in one
-    upload, then terminated."""
-    mlflow = client(uri)
-    mlflow_id, artifact_uri = _create_run(
-        uri,
-        experiment_id(uri, experiment),
-        {MLFLOW_PARENT_RUN_ID: parent_id, MLFLOW_RUN_NAME: payload["name"], **payload["tags"]},
-        {CELL_TAG: cell_id, KIND_TAG: "cell"},
-        retried,
-    )
-    now = _now_ms()
-    mlflow.log_batch(
-        mlflow_id,
-        params=[Param(key, str(value)) for key, value in payload["params"].items()],
-        metrics=[Metric(key, float(value), now, 0) for key, value in payload["metrics"].items()],
-    )
-    _write_artifacts(uri, artifact_uri, payload["artifacts"])
-    mlflow.set_terminated(mlflow_id)
-    return mlflow_id
-
-
 def push_update(uri: str, mlflow_id: str, payload: dict[str, Any]) -> None:
-    """Metrics and tags onto an existing run (scores, judge state), artifacts, and, when the
-    payload says so, its final status. Logging the same values again is harmless."""
+    """Metrics and tags onto the run, artifacts (replacing files of the same name: the cells
+    table), and, when the payload says so, its final status. Pushing it again is harmless."""
     mlflow = client(uri)
     now = _now_ms()
     metrics = payload.get("metrics", {})

@@ -7,6 +7,10 @@ deletes them once MLflow has them; while the tracking server is down it backs of
 `sync` pushes the backlog in the caller's thread (the end of a run, `benchlib sync`). A file
 lock keeps two processes from pushing the same rows; pushes are idempotent (see
 benchlib.tracking), so a push cut short and repeated never duplicates an MLflow run.
+
+Entries are of three kinds: `run` creates the run's MLflow run, `update` logs onto it, and
+`cell` says a cell was recorded or rescored. Cells carry no payload: a batch with any of a run's
+`cell` entries rewrites the run's cells table once, from the database (benchlib.cell_table).
 """
 
 import fcntl
@@ -31,11 +35,13 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from benchlib.cell_table import cell_table
 from benchlib.db import session
-from benchlib.records import Cell, MlflowPending, Run
+from benchlib.records import MlflowPending, Run
 from benchlib.settings import database_url, home, tracking_uri
 
 BATCH = 200
+REST, REST_MAX_S = 9.0, 2.0
 log = logging.getLogger(__name__)
 Kind = Literal["run", "cell", "update"]
 
@@ -97,11 +103,12 @@ def _reachable(uri: str) -> bool:
 
 
 class _Batch:
-    """What a drain learned: MLflow ids to store, entries done, entries refused."""
+    """What a drain learned: MLflow ids to store, runs whose cells table was written, entries
+    done, entries refused."""
 
     def __init__(self) -> None:
         self.parents: dict[str, str] = {}
-        self.cells: dict[str, str] = {}
+        self.tables: set[str] = set()
         self.done: list[int] = []
         self.errors: dict[int, str] = {}
 
@@ -120,25 +127,13 @@ def _push(entry: MlflowPending, run: Run, batch: _Batch) -> None:
         return
     parent = batch.parents.get(run.id) or run.mlflow_run_id
     if parent is None:
-        raise RuntimeError(f"run {run.id} has no MLflow parent run yet")
-    if entry.kind == "cell":
-        assert entry.cell_id is not None
-        batch.cells[entry.cell_id] = tracking.push_cell(
-            uri, run.experiment, parent, entry.cell_id, entry.payload, retried
-        )
-        return
-    target = parent
-    if entry.cell_id is not None:
-        target = batch.cells.get(entry.cell_id) or _cell_mlflow_id(entry.cell_id)
-    tracking.push_update(uri, target, entry.payload)
-
-
-def _cell_mlflow_id(cell_id: str) -> str:
-    with session() as s:
-        mlflow_id = s.get(Cell, cell_id).mlflow_run_id
-    if mlflow_id is None:
-        raise RuntimeError(f"cell {cell_id} has no MLflow run yet")
-    return mlflow_id
+        raise RuntimeError(f"run {run.id} has no MLflow run yet")
+    if entry.kind != "cell":
+        tracking.push_update(uri, parent, entry.payload)
+    elif run.id not in batch.tables:
+        # Read after the batch's entries, so it holds every cell they announce (and maybe more).
+        tracking.push_update(uri, parent, {"artifacts": {tracking.CELLS_TABLE: cell_table(run.id)}})
+        batch.tables.add(run.id)
 
 
 def _drain_batch(run_id: str | None, skip: set[int]) -> int:
@@ -153,12 +148,10 @@ def _drain_batch(run_id: str | None, skip: set[int]) -> int:
             if run_id is not None:
                 query = query.where(MlflowPending.run_id == run_id)
             entries = list(s.exec(query.order_by(MlflowPending.id).limit(BATCH)))
-            entries += _later_updates(s, entries, skip)
             for entry in entries:
                 entry.attempts += 1
             runs = {r.id: r for r in s.exec(select(Run).where(col(Run.id).in_(_run_ids(entries))))}
         batch = _Batch()
-        entries, folded = _fold_updates(entries)
         try:
             for entry in entries:
                 try:
@@ -170,51 +163,10 @@ def _drain_batch(run_id: str | None, skip: set[int]) -> int:
                         raise MlflowUnavailable(f"MLflow at {uri} is unreachable") from exc
                     skip.add(entry.id)  # refused by a live server: leave it, push the rest
                     continue
-                batch.done += [entry.id, *folded.get(entry.id, [])]
+                batch.done.append(entry.id)
         finally:
             _record(batch)
-    return len(entries) + sum(map(len, folded.values()))
-
-
-def _later_updates(s: Session, entries: list[MlflowPending], skip: set[int]) -> list[MlflowPending]:
-    """The queued updates of the cells whose child runs `entries` create, wherever they are in
-    the queue: a run's scores are queued after all its cells, so a pusher behind by more than a
-    batch would otherwise push each cell's scores as a call of its own (~5 ms; 10 s of a
-    2,000-cell run)."""
-    creating = [entry.cell_id for entry in entries if entry.kind == "cell"]
-    if not creating:
-        return []
-    taken = skip | {entry.id for entry in entries}
-    query = select(MlflowPending).where(
-        MlflowPending.kind == "update",
-        col(MlflowPending.cell_id).in_(creating),
-        col(MlflowPending.id).not_in(taken),
-    )
-    return list(s.exec(query.order_by(MlflowPending.id)))
-
-
-def _fold_updates(
-    entries: list[MlflowPending],
-) -> tuple[list[MlflowPending], dict[int, list[int]]]:
-    """Fold a cell's later metrics and tags (its scores) into the creation of its child run
-    when both are in the batch: one MLflow call fewer per cell whenever the pusher is behind,
-    as in any fast run. The folded entries leave the outbox only with the creation (returned:
-    creation id -> folded ids); the stored entries stay as they are. A cell's updates after one
-    that cannot be folded (artifacts, a status) are pushed after it, in their order."""
-    creating = {entry.cell_id: entry for entry in entries if entry.kind == "cell"}
-    kept: list[MlflowPending] = []
-    folded: dict[int, list[int]] = {}
-    for entry in entries:
-        target = creating.get(entry.cell_id) if entry.kind == "update" else None
-        if target is None or set(entry.payload) - {"metrics", "tags"}:
-            kept.append(entry)
-            if target is not None:
-                del creating[entry.cell_id]
-            continue
-        for key in ("metrics", "tags"):
-            target.payload[key] = {**target.payload[key], **entry.payload.get(key, {})}
-        folded.setdefault(target.id, []).append(entry.id)
-    return kept, folded
+    return len(entries)
 
 
 def _run_ids(entries: list[MlflowPending]) -> set[str]:
@@ -230,8 +182,6 @@ def _record(batch: _Batch) -> None:
             s.get(MlflowPending, entry_id).last_error = error
         for run_id, mlflow_id in batch.parents.items():
             s.get(Run, run_id).mlflow_run_id = mlflow_id
-        for cell_id, mlflow_id in batch.cells.items():
-            s.get(Cell, cell_id).mlflow_run_id = mlflow_id
 
 
 def _runs_behind(run_id: str | None) -> list[tuple[str, str]]:
@@ -246,18 +196,27 @@ def _runs_behind(run_id: str | None) -> list[tuple[str, str]]:
     return [(run, tracking_uri(configs[run].get("mlflow_url", ""))) for run in ids]
 
 
-def _drain(run_id: str | None, resting: set[str] | frozenset[str] = frozenset()) -> set[str]:
+def _drain(
+    run_id: str | None, resting: set[str] | frozenset[str] = frozenset(), paced: bool = False
+) -> set[str]:
     """Push run by run until nothing is left but entries a live server refused; returns the
     tracking URIs found down (their runs wait; the others' go on). URIs in `resting` are not
-    tried."""
+    tried. `paced` (the background pusher): after each batch, rest REST times as long as it
+    took (at most REST_MAX_S), so a push keeping up with a fast run takes a tenth of the time
+    of the process it shares, though a batch costs more as the run grows (the cells table is
+    written whole)."""
     down: set[str] = set()
     for run, uri in _runs_behind(run_id):
         if uri in resting or uri in down:
             continue
         skip: set[int] = set()
         try:
-            while _drain_batch(run, skip):
-                pass
+            while True:
+                started = time.monotonic()
+                if not _drain_batch(run, skip):
+                    break
+                if paced:
+                    time.sleep(min(REST_MAX_S, REST * (time.monotonic() - started)))
         except MlflowUnavailable:
             down.add(uri)
     return down
@@ -316,7 +275,7 @@ class _Pusher:
                 continue
             now = time.monotonic()
             try:
-                down = _drain(None, {uri for uri, at in retry_at.items() if at > now})
+                down = _drain(None, {uri for uri, at in retry_at.items() if at > now}, True)
             except Exception:
                 log.exception("MLflow push failed; the entries stay queued")
                 continue

@@ -26,9 +26,10 @@ from benchlib.records import CellStatus, RunStatus
 from benchlib.settings import PREFECT_SERVER_ENV, tracking_uri
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # the fault proxy is the test suite's: tests/support/faults.py
+sys.path.insert(0, str(ROOT))  # the test suite's fault proxy and MLflow table reader
 from benchmarks.overhead import wait_healthy  # noqa: E402
 from tests.support.faults import Fault, fault_proxy, random_schedule  # noqa: E402
+from tests.support.mlflow_cells import cells_table  # noqa: E402
 
 GRID = {
     "suite": str(ROOT / "prompts" / "tips"),
@@ -120,10 +121,10 @@ def main() -> None:
     candidates = runs.run_candidates(run.id)
     mlflow = MlflowClient(tracking_uri(""))
     experiment = mlflow.get_experiment_by_name(GRID["experiment"])
-    children = mlflow.search_runs(
-        [experiment.experiment_id], f"tags.mlflow.parentRunId = '{run.mlflow_run_id}'"
+    mlflow_runs = mlflow.search_runs(
+        [experiment.experiment_id], f"tags.`benchlib.run_id` = '{run.id}'"
     )
-    child_cells = [child.data.tags["benchlib.cell_id"] for child in children]
+    table_cells = list(cells_table(mlflow, run)["cell_id"])
     by_status = Counter(c.status for c in cells)
     identities = {(c.cell_id, c.index, c.step) for c in candidates}
     expected = {(c.id, i, "output") for c in cells if c.status == "completed" for i in range(2)}
@@ -142,8 +143,9 @@ def main() -> None:
         "cells_pending": by_status[CellStatus.pending],
         "failure_reasons": sorted({c.error.split(":")[0] for c in cells if c.error}),
         "duplicate_candidates": len(candidates) - len(identities),
-        "duplicate_mlflow_runs": len(child_cells) - len(set(child_cells)),
-        "mlflow_cell_runs": len(children),
+        "mlflow_runs": len(mlflow_runs),
+        "duplicate_mlflow_cells": len(table_cells) - len(set(table_cells)),
+        "mlflow_table_cells": len(table_cells),
         "answers_generated_twice": proxy.regenerated(),
         "results_lost": lost,
         "run_status": run.status,

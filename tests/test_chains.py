@@ -16,6 +16,7 @@ from benchlib.scoring import score_run
 from benchlib.settings import tracking_uri
 from flows.benchmark import benchmark
 from tests.conftest import ROOT
+from tests.support.mlflow_cells import cells_table
 
 
 def scores_of(run_id: str) -> list[Score]:
@@ -69,12 +70,14 @@ def test_rescoring_replaces_rather_than_adds(analysts_run: str) -> None:
     assert Counter(s.name for s in scores_of(analysts_run)) == before
 
 
-def test_chain_cells_get_per_step_metrics_in_mlflow(analysts_run: str) -> None:
-    client = MlflowClient(tracking_uri(""))
-    cells = {c.prompt_version: c for c in runs.run_cells(analysts_run)}
-    metrics = client.get_run(cells["bundle"].mlflow_run_id).data.metrics
-    assert {"moderator.schema_validity", "bull.reference_consistency", "stability"} <= set(metrics)
-    assert "output.stability" not in client.get_run(cells["single"].mlflow_run_id).data.metrics
+def test_chain_cells_get_per_step_scores_in_mlflow(analysts_run: str) -> None:
+    run = runs.get_run(analysts_run)
+    table = cells_table(MlflowClient(tracking_uri("")), run).set_index("prompt_version")
+    per_step = ["moderator.schema_validity", "bull.reference_consistency"]
+    assert {*per_step, "stability"} <= set(table.columns)
+    assert "output.stability" not in table.columns  # single-step cells keep plain names
+    assert table.loc["bundle", per_step].notna().all()
+    assert table.loc["single", per_step].isna().all()
 
 
 def test_a_failed_step_fails_the_rest_of_the_chain(

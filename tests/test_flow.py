@@ -21,6 +21,7 @@ from benchlib.records import LLMCall, RunStatus, Score
 from benchlib.settings import tracking_uri
 from flows.benchmark import benchmark
 from tests.support.faults import fault_proxy, http_error
+from tests.support.mlflow_cells import cells_table
 
 
 def run_flow(values: dict) -> str:
@@ -85,30 +86,28 @@ def test_leaderboard_rows(small_run: str) -> None:
         assert row["latency_p50_s"] > 0 and row["tokens_per_s"] > 0
 
 
-def test_mlflow_has_a_parent_run_and_a_child_run_per_cell(small_run: str) -> None:
+def test_mlflow_has_a_run_with_a_table_of_its_cells(small_run: str) -> None:
     run = runs.get_run(small_run)
     client = MlflowClient(tracking_uri(""))
-    experiment = client.get_experiment_by_name("benchlib-tips")
-    children = client.search_runs(
-        [experiment.experiment_id], f"tags.mlflow.parentRunId = '{run.mlflow_run_id}'"
-    )
-    assert len(children) == 4
-    child = children[0]
-    assert {"model", "prompt_version", "prompt_hash", "scenario_id", "scenario_hash"} <= set(
-        child.data.params
-    )
-    assert child.data.params["temperature"] == "0.7" and child.data.params["seed"] == "42"
-    assert child.data.params["n_candidates"] == "2"
-    assert child.data.tags["judge_pending"] == "true"
-    assert child.data.tags["rubric_version"] == "tip-v1"
-    assert {"latency_mean_s", "completion_tokens", "tokens_per_s", "format_ok"} <= set(
-        child.data.metrics
-    )
-    artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
-    assert artifacts == {"prompt.json", "candidates.json", "responses.json"}
-    parent_artifacts = {a.path for a in client.list_artifacts(run.mlflow_run_id)}
-    assert "leaderboard.json" in parent_artifacts
-    assert client.get_run(run.mlflow_run_id).info.status == "FINISHED"
+    mlflow_run = client.get_run(run.mlflow_run_id)
+    assert mlflow_run.info.status == "FINISHED"
+    assert mlflow_run.data.params["temperature"] == "0.7" and mlflow_run.data.params["seed"] == "42"
+    assert {"rubric.json", "leaderboard.json", "report.html", "cells.json"} <= {
+        a.path for a in client.list_artifacts(run.mlflow_run_id)
+    }
+    table = cells_table(client, run)
+    cells = runs.run_cells(run.id)
+    assert list(table["cell_id"]) == [c.id for c in cells]
+    assert list(table["scenario_id"]) == [c.scenario_id for c in cells]
+    assert set(table["status"]) == {"completed"} and all(table["judge_pending"])
+    assert all(table["provider_calls"] == 2) and all(table["completion_tokens"] > 0)
+    assert all(table["latency_mean_s"] > 0) and all(table["tokens_per_s"] > 0)
+    assert all(table["wall_s"] >= table["latency_mean_s"])
+    candidates = runs.run_candidates(run.id)
+    assert [sorted(outputs) for outputs in table["outputs"]] == [
+        sorted(c.text for c in candidates if c.cell_id == cell.id) for cell in cells
+    ]
+    assert table["format_ok"].between(0, 1).all() and table["auto_composite"].notna().all()
 
 
 def test_the_mlflow_pusher_yields_the_cpu(small_run: str) -> None:

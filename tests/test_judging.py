@@ -8,16 +8,19 @@ from pathlib import Path
 
 import pexpect
 import pytest
+from mlflow.tracking import MlflowClient
 from sqlmodel import select
 
-from benchlib import judging, runs
+from benchlib import judging, runs, tracking_outbox
 from benchlib.config import build_config
 from benchlib.db import session
 from benchlib.errors import BenchlibError
 from benchlib.records import Judgement
+from benchlib.settings import tracking_uri
 from flows.benchmark import benchmark
 from tests.conftest import ROOT
 from tests.support.cli import benchlib, config_file
+from tests.support.mlflow_cells import cells_table
 
 GOOD = {"relevance": 4, "actionability": 3, "tone": 5}
 
@@ -150,6 +153,9 @@ def test_terminal_judging_as_a_person_would(judged_run: str) -> None:
     run = runs.get_run(judged_run)
     assert judging.pending_items(run, "erin") == []
     assert run.leaderboard["metric"] == "composite"  # refreshed after the session
+    # MLflow's cells table follows: no output left to judge.
+    assert tracking_outbox.sync(judged_run, timeout_s=60) == 0
+    assert not cells_table(MlflowClient(tracking_uri("")), run)["judge_pending"].any()
 
 
 def test_cli_run_without_a_terminal_says_judgements_are_pending(

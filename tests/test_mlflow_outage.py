@@ -1,7 +1,8 @@
 """MLflow outages lose nothing: the database is written first, MLflow gets the backlog later.
 
 A real `mlflow server` is stopped in the middle of a run and started again; `benchlib sync`
-then pushes what it missed, and every cell has exactly one MLflow run with all it should hold.
+then pushes what it missed: the run has exactly one MLflow run, its cells table holds every
+cell with all it should.
 """
 
 import json
@@ -11,7 +12,6 @@ from typing import Any
 
 import pytest
 from mlflow.tracking import MlflowClient
-from sqlmodel import select
 
 from benchlib import events, runs, tracking_outbox
 from benchlib.db import session
@@ -19,11 +19,10 @@ from benchlib.records import MlflowPending, RunStatus
 from tests.conftest import TIPS
 from tests.support.cli import benchlib
 from tests.support.instant import MODEL, instant_app
+from tests.support.mlflow_cells import cells_table
 from tests.support.mlflow_server import MlflowServer
 from tests.support.servers import serve_app
 from tests.test_flow import run_flow
-
-CELL_ARTIFACTS = {"prompt.json", "candidates.json", "responses.json"}
 
 
 @pytest.fixture
@@ -47,35 +46,26 @@ def behind_in_listing(run_id: str) -> int:
 
 
 def assert_all_in_mlflow(url: str, run_id: str, experiment: str) -> None:
-    """One parent run and exactly one finished child run per cell, each with its params,
-    metrics (scores included) and artifacts."""
+    """Exactly one MLflow run for the benchmark run, finished, with its artifacts and a cells
+    table holding every cell once, scores included."""
     client = MlflowClient(url)
     experiment_id = client.get_experiment_by_name(experiment).experiment_id
     found = client.search_runs([experiment_id], f"tags.`benchlib.run_id` = '{run_id}'")
-    parents = [r for r in found if r.data.tags.get("benchlib.kind") == "benchmark"]
-    children = [r for r in found if r.data.tags.get("benchlib.kind") == "cell"]
-    assert len(parents) == 1
-    parent = parents[0]
-    assert parent.info.status == "FINISHED"
-    assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {
+    assert len(found) == 1
+    mlflow_run = found[0]
+    run = runs.get_run(run_id)
+    assert run.mlflow_run_id == mlflow_run.info.run_id
+    assert mlflow_run.info.status == "FINISHED"
+    assert {a.path for a in client.list_artifacts(run.mlflow_run_id)} >= {
         "rubric.json",
         "leaderboard.json",
         "report.html",
+        "cells.json",
     }
-    cells = runs.run_cells(run_id)
-    assert sorted(c.data.tags["benchlib.cell_id"] for c in children) == sorted(c.id for c in cells)
-    by_cell = {c.data.tags["benchlib.cell_id"]: c for c in children}
-    for cell in cells:
-        child = by_cell[cell.id]
-        assert cell.mlflow_run_id == child.info.run_id
-        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
-        assert child.info.status == "FINISHED"
-        assert child.data.params["prompt_version"] == cell.prompt_version
-        assert child.data.params["scenario_hash"] == cell.scenario_hash
-        assert {"latency_mean_s", "provider_calls", "format_ok", "auto_composite"} <= set(
-            child.data.metrics
-        )
-        assert {a.path for a in client.list_artifacts(child.info.run_id)} == CELL_ARTIFACTS
+    table = cells_table(client, run)
+    assert list(table["cell_id"]) == [cell.id for cell in runs.run_cells(run_id)]
+    for column in ("latency_mean_s", "provider_calls", "format_ok", "auto_composite"):
+        assert table[column].notna().all(), column
 
 
 def test_mlflow_stopped_mid_run_then_synced(
@@ -117,19 +107,19 @@ def test_mlflow_stopped_mid_run_then_synced(
     down = benchlib("sync", run_id, "--timeout", "1")
     assert down.returncode == 1 and "items behind" in down.stdout
 
-    # An entry whose push reached MLflow before the process died is pushed again later: keep
-    # a copy of one cell's entry to replay once everything is in.
-    with session() as s:
-        replay = s.exec(select(MlflowPending).where(MlflowPending.kind == "cell")).first()
-
     mlflow_server.start()
     synced = benchlib("sync", run_id)
     assert synced.returncode == 0, synced.stdout + synced.stderr
     assert behind_in_listing(run_id) == 0
     assert_all_in_mlflow(mlflow_server.url, run_id, "outage")
 
+    # Entries whose push reached MLflow before the process died are pushed again later: the
+    # run's creation finds the MLflow run it made, the cells table is written over.
+    run = runs.get_run(run_id)
     with session() as s:
-        s.add(MlflowPending(**replay.model_dump(exclude={"id"}) | {"attempts": 1}))
+        replayed = {"params": run.config, "rubric": run.rubric}
+        s.add(MlflowPending(run_id=run_id, kind="run", payload=replayed, attempts=1))
+        s.add(MlflowPending(run_id=run_id, kind="cell", payload={}, attempts=1))
     assert tracking_outbox.sync(run_id, timeout_s=30) == 0
     assert_all_in_mlflow(mlflow_server.url, run_id, "outage")
 
@@ -148,13 +138,12 @@ def test_an_entry_mlflow_refuses_does_not_hold_up_the_rest(
         "mlflow_url": mlflow_server.url,
     }
     run_id = run_flow(config)
-    cell = runs.run_cells(run_id)[0]
     with session() as s:
-        tracking_outbox.enqueue(s, run_id, "update", {"tags": {"bad key!": "x"}}, cell.id)
-        tracking_outbox.enqueue(s, run_id, "update", {"tags": {"reviewed": "yes"}}, cell.id)
+        tracking_outbox.enqueue(s, run_id, "update", {"tags": {"bad key!": "x"}})
+        tracking_outbox.enqueue(s, run_id, "update", {"tags": {"reviewed": "yes"}})
     assert tracking_outbox.sync(run_id, timeout_s=30) == 1
     assert "bad key!" in tracking_outbox.last_error(run_id)
-    tags = MlflowClient(mlflow_server.url).get_run(cell.mlflow_run_id).data.tags
+    tags = MlflowClient(mlflow_server.url).get_run(runs.get_run(run_id).mlflow_run_id).data.tags
     assert tags["reviewed"] == "yes" and "bad key!" not in tags
 
 
@@ -180,47 +169,5 @@ def test_real_model_run_with_mlflow_down_from_the_start(
         assert benchlib("sync", run_id).returncode == 0
         assert_all_in_mlflow(server.url, run_id, "down-from-the-start")
         assert runs.get_run(run_id).mlflow_run_id
-    finally:
-        server.stop()
-
-
-def test_a_backlog_folds_each_cell_s_later_updates_into_its_creation_in_order(
-    prefect_api: str, instant_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A pusher far behind (here: MLflow down for the whole run) finds a cell's scores queued
-    after every other cell; it takes them with the cell's creation, wherever they are, but never
-    lets a later update overtake one that cannot be folded (here: one that sets a status)."""
-    server = MlflowServer(tmp_path)
-    config = {
-        "suite": str(TIPS),
-        "models": [f"openai:{MODEL}"],
-        "openai_base_url": f"{instant_url}/v1",
-        "prompts": ["v1"],
-        "n_scenarios": 3,
-        "n_candidates": 1,
-        "judge": "skip",
-        "no_cache": True,
-        "mlflow_url": server.url,
-        "mlflow_flush_s": 0,
-        "experiment": "folded-backlog",
-    }
-    run_id = run_flow(config)
-    first = runs.run_cells(run_id)[0]
-    with session() as s:
-        note = {"tags": {"review": "first"}, "status": "FINISHED"}
-        tracking_outbox.enqueue(s, run_id, "update", note, first.id)
-        tracking_outbox.enqueue(s, run_id, "update", {"tags": {"review": "second"}}, first.id)
-    server.start()
-    try:
-        monkeypatch.setattr(tracking_outbox, "BATCH", 2)  # the parent run and the first cell
-        tracking_outbox._drain_batch(run_id, set())
-        with session() as s:
-            left = s.exec(select(MlflowPending.cell_id).where(MlflowPending.run_id == run_id))
-            assert first.id not in set(left)  # its scores and both updates went with it
-        run = MlflowClient(server.url).get_run(runs.run_cells(run_id)[0].mlflow_run_id)
-        assert run.data.tags["review"] == "second"
-        assert "auto_composite" in run.data.metrics
-        assert tracking_outbox.sync(run_id, timeout_s=30) == 0
-        assert_all_in_mlflow(server.url, run_id, "folded-backlog")
     finally:
         server.stop()

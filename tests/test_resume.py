@@ -13,10 +13,10 @@ from benchlib import collect, runs, tracking_outbox
 from benchlib.config import build_config
 from benchlib.records import CellStatus, RunStatus
 from benchlib.settings import tracking_uri
-from benchlib.tracking import CELL_TAG
 from tests.conftest import ROOT, TIPS
 from tests.support.cli import benchlib
 from tests.support.faults import PASS, Fault, fault_proxy
+from tests.support.mlflow_cells import cells_table
 
 
 def wait_for(condition, what: str, timeout_s: float = 300) -> None:
@@ -82,14 +82,8 @@ def test_a_killed_run_resumes_without_generating_or_recording_twice(
     # The answer received before the kill came back from the response cache.
     assert [c.cell_id for c in candidates if c.cached] == [cells[1].id]
 
-    client = MlflowClient(tracking_uri(""))
-    experiment = client.get_experiment_by_name("resume-test")
-    children = client.search_runs(
-        [experiment.experiment_id], f"tags.mlflow.parentRunId = '{run.mlflow_run_id}'"
-    )
-    assert sorted(child.data.tags["benchlib.cell_id"] for child in children) == sorted(
-        c.id for c in cells
-    )
+    table = cells_table(MlflowClient(tracking_uri("")), run)
+    assert list(table["cell_id"]) == [c.id for c in cells]
 
 
 def test_a_cell_recorded_before_a_crash_is_not_run_or_logged_again(
@@ -97,7 +91,7 @@ def test_a_cell_recorded_before_a_crash_is_not_run_or_logged_again(
 ) -> None:
     """The window a Prefect re-run cannot see: the cell's transaction committed, then the process
     died before Prefect stored the task's result. Running the cell again returns what is
-    recorded: no provider call, no second set of candidates, no second MLflow run."""
+    recorded: no provider call, no second set of candidates, no second row in MLflow."""
     with fault_proxy(llm_url) as proxy:
         values = small_config | {"openai_base_url": f"{proxy.url}/v1", "experiment": "recorded"}
         plan = runs.plan_run(build_config(values))
@@ -108,7 +102,6 @@ def test_a_cell_recorded_before_a_crash_is_not_run_or_logged_again(
     assert proxy.forwarded == 2
     assert len([c for c in runs.run_candidates(plan.context.run_id) if c.cell_id == cell.id]) == 2
     assert tracking_outbox.sync(plan.context.run_id, timeout_s=60) == 0
-    client = MlflowClient(tracking_uri(""))
-    experiment = client.get_experiment_by_name("recorded")
-    found = client.search_runs([experiment.experiment_id], f"tags.`{CELL_TAG}` = '{cell.id}'")
-    assert len(found) == 1
+    run = runs.get_run(plan.context.run_id)
+    table = cells_table(MlflowClient(tracking_uri("")), run)
+    assert list(table["cell_id"]) == [cell.id]

@@ -127,6 +127,7 @@ def test_deployment_run_judged_in_the_prefect_ui(stack) -> None:
     )
     parent = next(r for r in parents if r.data.tags.get("benchlib.kind") == "benchmark")
     assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {
+        "cells.json",
         "leaderboard.json",
         "report.html",
         "rubric.json",
