@@ -144,34 +144,43 @@ def model_server() -> Iterator[CountingProxy]:
 
 
 @contextmanager
-def prefect_stack(base_env: dict[str, str]) -> Iterator[dict[str, str]]:
-    """A running `prefect server start` and benchlib's fork server; yields the environment that
-    points benchlib at them."""
+def prefect_server(env: dict[str, str]) -> Iterator[str]:
+    """A running `prefect server start` (its home and database from `env`); yields its API URL."""
     port = free_port()
     prefect = subprocess.Popen(
         [str(Path(sys.executable).parent / "prefect"), "server", "start", "--port", str(port)],
-        env=dict(base_env, **PREFECT_SERVER_ENV),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    stack_env = dict(base_env, PREFECT_API_URL=f"http://127.0.0.1:{port}/api")
-    stack_env.pop("BENCHLIB_NO_FORKSERVER")  # commands start in the stack's fork server
-    sock = forkserver.socket_file(Path(base_env["BENCHLIB_HOME"]))
-    forks = subprocess.Popen(
-        forkserver.command(sock), env=stack_env, cwd=ROOT,
+        env=dict(env, **PREFECT_SERVER_ENV),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         wait_healthy(f"http://127.0.0.1:{port}/api/health")
-        while not sock.exists():
-            if forks.poll() is not None:
-                raise RuntimeError("the fork server did not start")
-            time.sleep(0.1)
-        yield stack_env
+        yield f"http://127.0.0.1:{port}/api"
     finally:
-        forks.terminate()
         prefect.terminate()
-        forks.wait(30)
         prefect.wait(30)
+
+
+@contextmanager
+def prefect_stack(base_env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """A running `prefect server start` and benchlib's fork server; yields the environment that
+    points benchlib at them."""
+    with prefect_server(base_env) as api:
+        stack_env = dict(base_env, PREFECT_API_URL=api)
+        stack_env.pop("BENCHLIB_NO_FORKSERVER")  # commands start in the stack's fork server
+        sock = forkserver.socket_file(Path(base_env["BENCHLIB_HOME"]))
+        forks = subprocess.Popen(
+            forkserver.command(sock), env=stack_env, cwd=ROOT,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            while not sock.exists():
+                if forks.poll() is not None:
+                    raise RuntimeError("the fork server did not start")
+                time.sleep(0.1)
+            yield stack_env
+        finally:
+            forks.terminate()
+            forks.wait(30)
 
 
 def benchlib_env(work: Path) -> dict[str, str]:

@@ -1,14 +1,16 @@
 """Harness throughput: a grid of 2,000 cells against a loopback OpenAI-compatible server that
 answers at once (tests/support/instant.py, in a process of its own), through the whole pipeline
-in this process — Prefect flow (ephemeral server unless PREFECT_API_URL is set), the database,
-the response cache (cold), scoring, the leaderboard, and MLflow (a sqlite store, or `--mlflow
-server`: a real `mlflow server` subprocess) through the outbox.
+in this process — Prefect flow (an ephemeral Prefect server, or `--prefect running`: a running
+`prefect server start`, as with the local stack), the database, the response cache (cold),
+scoring, the leaderboard, and MLflow (a sqlite store, or `--mlflow server`: a real `mlflow
+server` subprocess) through the outbox.
 
     .venv/bin/python benchmarks/throughput.py [--cells 2000] [--mlflow sqlite|server]
+        [--prefect ephemeral|running]
 
 Prints cells/s for the collect phase (first cell started → last cell recorded) and for the
 whole run (plan → MLflow caught up), the time MLflow needed beyond collect, and this process's
-peak RSS; writes benchmarks/results/throughput-{sqlite,server}.json. Target: ≥ 50 cells/s.
+peak RSS; writes benchmarks/results/throughput-MLFLOW-PREFECT.json. Target: ≥ 50 cells/s.
 """
 
 import argparse
@@ -20,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import yaml
@@ -29,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchlib.providers.local import free_port  # noqa: E402
 from benchlib.settings import PREFECT_SERVER_ENV  # noqa: E402
-from benchmarks.overhead import wait_healthy  # noqa: E402
+from benchmarks.overhead import prefect_server, wait_healthy  # noqa: E402
 
 PROMPTS = ["v1", "v2-mentor"]
 
@@ -59,9 +62,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", type=int, default=2000)
     parser.add_argument("--mlflow", choices=["sqlite", "server"], default="sqlite")
-    parser.add_argument("--out", type=Path, help="default: results/throughput-MLFLOW.json")
+    parser.add_argument("--prefect", choices=["ephemeral", "running"], default="ephemeral")
+    parser.add_argument("--out", type=Path, help="default: results/throughput-MLFLOW-PREFECT.json")
     args = parser.parse_args()
-    args.out = args.out or ROOT / f"benchmarks/results/throughput-{args.mlflow}.json"
+    name = f"throughput-{args.mlflow}-{args.prefect}.json"
+    args.out = args.out or ROOT / "benchmarks" / "results" / name
 
     work = Path(tempfile.mkdtemp(prefix="benchlib-throughput-"))
     os.environ["BENCHLIB_HOME"] = str(work / "home")
@@ -73,22 +78,26 @@ def main() -> None:
     write_suite(work / "suite", args.cells // len(PROMPTS))
     port = free_port()
     model_server = serve_instant(port)
-    mlflow_server = None
     mlflow_url = ""
     try:
-        if args.mlflow == "server":
-            from tests.support.mlflow_server import MlflowServer
+        with ExitStack() as servers:
+            if args.mlflow == "server":
+                from tests.support.mlflow_server import MlflowServer
 
-            (work / "mlflow").mkdir()
-            mlflow_server = MlflowServer(work / "mlflow")
-            mlflow_server.start()
-            mlflow_url = mlflow_server.url
-        result = measure(work / "suite", f"http://127.0.0.1:{port}/v1", mlflow_url, args.mlflow)
+                (work / "mlflow").mkdir()
+                mlflow_server = MlflowServer(work / "mlflow")
+                mlflow_server.start()
+                servers.callback(mlflow_server.stop)
+                mlflow_url = mlflow_server.url
+            if args.prefect == "running":
+                os.environ["PREFECT_API_URL"] = servers.enter_context(
+                    prefect_server(dict(os.environ))
+                )
+            base_url = f"http://127.0.0.1:{port}/v1"
+            result = measure(work / "suite", base_url, mlflow_url, args.mlflow, args.prefect)
     finally:
         model_server.terminate()
         model_server.wait()
-        if mlflow_server:
-            mlflow_server.stop()
         shutil.rmtree(work, ignore_errors=True)
     print_table(result)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -96,7 +105,9 @@ def main() -> None:
     print(f"wrote {args.out}")
 
 
-def measure(suite: Path, base_url: str, mlflow_url: str, mlflow_kind: str) -> dict:
+def measure(
+    suite: Path, base_url: str, mlflow_url: str, mlflow_kind: str, prefect_kind: str
+) -> dict:
     from benchlib import events, runs, tracking_outbox
     from benchlib.config import build_config
     from benchlib.orchestration import ensure_gpu_limit
@@ -138,6 +149,7 @@ def measure(suite: Path, base_url: str, mlflow_url: str, mlflow_kind: str) -> di
         "completed": sum(c.status == "completed" for c in cells),
         "status": run.status,
         "mlflow": mlflow_kind,
+        "prefect": prefect_kind,
         "mlflow_behind_at_end": behind,
         "collect_s": round(collect_s, 2),
         "collect_cells_per_s": round(len(cells) / collect_s, 1),
@@ -154,6 +166,7 @@ def print_table(result: dict) -> None:
     rows = [
         ("cells (completed)", f"{result['cells']} ({result['completed']})"),
         ("MLflow", f"{result['mlflow']}, {result['mlflow_behind_at_end']} items behind at end"),
+        ("Prefect server", result["prefect"]),
         ("start → first cell", f"{result['start_to_first_cell_s']} s"),
         ("collect", f"{result['collect_s']} s = {result['collect_cells_per_s']} cells/s"),
         ("after collect (score, compare, MLflow)", f"{result['after_collect_s']} s"),
