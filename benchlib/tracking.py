@@ -118,6 +118,12 @@ def push_parent(uri: str, experiment: str, run_id: str, payload: dict[str, Any],
     return mlflow_id
 
 
+@cache
+def _artifact_uri(uri: str, mlflow_id: str) -> str:
+    """A run's artifact location never changes: asked once per process, not at every push."""
+    return client(uri).get_run(mlflow_id).info.artifact_uri
+
+
 def push_update(uri: str, mlflow_id: str, payload: dict[str, Any]) -> None:
     """Metrics and tags onto the run, artifacts (replacing files of the same name: the cells
     table), and, when the payload says so, its final status. Pushing it again is harmless."""
@@ -132,7 +138,6 @@ def push_update(uri: str, mlflow_id: str, payload: dict[str, Any]) -> None:
             tags=[RunTag(key, value) for key, value in tags.items()],
         )
     if payload.get("artifacts"):
-        artifact_uri = mlflow.get_run(mlflow_id).info.artifact_uri
-        _write_artifacts(uri, artifact_uri, payload["artifacts"])
+        _write_artifacts(uri, _artifact_uri(uri, mlflow_id), payload["artifacts"])
     if payload.get("status"):
         mlflow.set_terminated(mlflow_id, status=payload["status"])
