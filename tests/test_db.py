@@ -1,6 +1,7 @@
 """The database: migrations (one head, equal to records.py), adopting a database from before
 migrations, refusing a newer one, and several processes writing at once."""
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -11,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from alembic import command
 from sqlalchemy import create_engine, inspect, text
 from sqlmodel import Session, select
 
@@ -59,6 +61,39 @@ def test_database_from_before_migrations_is_upgraded_and_keeps_its_data(tmp_path
         assert candidate.text == "Drink water." and candidate.messages[0]["content"] == "hi"
         (score,) = s.exec(select(Score)).all()
         assert (score.candidate_id, score.value) == (candidate.id, 1.0)
+
+
+def test_queued_per_cell_mlflow_entries_become_cells_table_rewrites(tmp_path: Path) -> None:
+    """Revision 0008 (cells as one MLflow table, not a child run each): what an older database
+    still had queued for a cell's child run is turned into "the cells table is stale"."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    with engine.begin() as connection:
+        command.upgrade(migrate.alembic_config(connection), "0007")
+    queued = [
+        ("run", None, {"params": {"seed": 1}}),
+        ("cell", "c1", {"name": "child run", "metrics": {"wall_s": 1.0}}),
+        ("update", "c1", {"metrics": {"format_ok": 1.0}}),
+        ("update", None, {"status": "FINISHED"}),
+    ]
+    with engine.begin() as connection:
+        for kind, cell_id, payload in queued:
+            connection.execute(
+                text(
+                    "INSERT INTO mlflowpending (run_id, cell_id, kind, payload, attempts, "
+                    "created_at) VALUES ('r1', :cell_id, :kind, :payload, 0, '2026-12-01')"
+                ),
+                {"cell_id": cell_id, "kind": kind, "payload": json.dumps(payload)},
+            )
+    migrate.upgrade(engine)
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT kind, payload FROM mlflowpending ORDER BY id"))
+        assert [(kind, json.loads(payload)) for kind, payload in rows] == [
+            ("run", {"params": {"seed": 1}}),
+            ("cell", {}),
+            ("cell", {}),
+            ("update", {"status": "FINISHED"}),
+        ]
+        assert "mlflow_run_id" not in {c["name"] for c in inspect(connection).get_columns("cell")}
 
 
 def test_unversioned_database_missing_columns_is_refused_naming_them(tmp_path: Path) -> None:
