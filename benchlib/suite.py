@@ -310,9 +310,10 @@ def variable_sites(suite: "Suite", version: PromptVersion) -> dict[str, str]:
             for name, lineno in template_lines(getattr(step, key)).items():
                 if node is None:
                     sites.setdefault(name, doc.where(loc))
-                else:  # a block scalar's text starts on the line after its `|`
-                    first = node.start_mark.line + (2 if node.style in ("|", ">") else 1)
-                    sites.setdefault(name, f"{path}:{first + lineno - 1}")
+                elif node.style == "|":  # a literal block keeps its lines, after its `|`
+                    sites.setdefault(name, f"{path}:{node.start_mark.line + 1 + lineno}")
+                else:  # folded or quoted text: lines do not map, its first line will do
+                    sites.setdefault(name, f"{path}:{node.start_mark.line + 1}")
     return sites
 
 
