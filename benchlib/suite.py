@@ -20,7 +20,14 @@ import jinja2
 import jinja2.meta
 from jsonschema.exceptions import SchemaError
 from jsonschema.validators import validator_for
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from benchlib.errors import BenchlibError, describe_validation_error, did_you_mean, errors_at
 from benchlib.hashing import content_hash, scenario_content, scenario_hash
@@ -90,6 +97,16 @@ class SuiteFile(BaseModel):
         default_factory=lambda: [ScorerSpec(name="schema_validity")],
         description="Objective scorers (registered in benchlib.scorers) run on every output.",
     )
+
+    @field_validator("policies", mode="before")
+    @classmethod
+    def _policies_are_a_list(cls, value: Any) -> Any:
+        if isinstance(value, dict):  # the form before policies named their steps
+            raise ValueError(
+                "expected a list of policies, each naming the `field` (and `steps`) it applies "
+                "to, e.g. `- {field: tip, max_words: 40}` (`text_field` is now `field`)"
+            )
+        return value
 
 
 def _template_names(text: str) -> tuple[set[str], set[str]]:
