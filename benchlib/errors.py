@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import InitErrorDetails
 
 
 class BenchlibError(Exception):
@@ -64,19 +65,38 @@ def known_keys(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
     return sorted(names)
 
 
+def errors_at(
+    model: type[BaseModel], problems: Sequence[tuple[Sequence[str | int], str, Any]]
+) -> ValidationError:
+    """A model-wide check's errors at the entries they are about (`composite.clarity`), each
+    `(loc, message, value)`: the file's line is then the entry's, not the document's first."""
+    details = [
+        InitErrorDetails(type="value_error", loc=tuple(loc), input=value, ctx={"error": message})
+        for loc, message, value in problems
+    ]
+    return ValidationError.from_exception_data(model.__name__, details)
+
+
+def did_you_mean(value: str, known: Sequence[str]) -> str:
+    """`; did you mean 'x'?` when one of `known` is close to `value` (a typo), else ''."""
+    close = difflib.get_close_matches(value, list(known), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 def _expected_key(model: type[BaseModel] | None, loc: Sequence[str | int]) -> str:
     if model is None:
         return ""
     known = known_keys(model, loc[:-1])
-    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
-    if close:
-        return f"; did you mean {close[0]!r}?"
+    hint = did_you_mean(str(loc[-1]), known)
+    if hint:
+        return hint
     return f"; expected one of {', '.join(known)}" if known else ""
 
 
-def _shown(value: Any) -> str:
+def shown(value: Any, limit: int = 80) -> str:
+    """`repr(value)`, cut to `limit` characters: enough to recognise it in one line."""
     text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def describe_validation_error(
@@ -104,7 +124,7 @@ def describe_errors(
         field = ".".join(str(part) for part in loc) or "(top level)"
         message = err["msg"].removeprefix("Value error, ")
         given = err.get("input")
-        shown = "" if isinstance(given, dict) else f" (got {_shown(given)})"
+        got = "" if isinstance(given, dict) else f" (got {shown(given)})"
         hint = _expected_key(model, loc) if err["type"] == "extra_forbidden" else ""
-        lines.append(f"{where}: {field}: {message}{shown}{hint}")
+        lines.append(f"{where}: {field}: {message}{got}{hint}")
     return "\n".join(lines)

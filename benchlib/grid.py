@@ -8,10 +8,10 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from benchlib.config import BenchmarkConfig
-from benchlib.errors import BenchlibError
+from benchlib.errors import BenchlibError, did_you_mean
 from benchlib.hashing import content_hash
 from benchlib.providers import ModelInfo
-from benchlib.suite import PromptVersion, Scenario, Step, Suite
+from benchlib.suite import PromptVersion, Scenario, Step, Suite, variable_sites
 
 
 class StepPlan(BaseModel):
@@ -73,18 +73,25 @@ class CellPlan(BaseModel):
 
 
 def check_templates(suite: Suite, versions: list[PromptVersion], scenarios: list[Scenario]) -> None:
-    """Every variable a template uses must be in every scenario it will be rendered with."""
+    """Every variable a template uses must be in every scenario it will be rendered with; a
+    missing one is reported where the template reads it, with the name it probably meant."""
     problems = []
     for version in versions:
         variables = version.variables  # parses the templates: once, not once per scenario
+        lacking: dict[str, list[Scenario]] = {}
         for scenario in scenarios:
-            missing = sorted(variables - scenario.vars.keys())
-            if missing:
-                problems.append(
-                    f"  - {suite.path / suite.spec.versions / version.name}.yaml uses {missing}, "
-                    f"which scenario {scenario.id!r} in {suite.path / suite.spec.scenarios} lacks "
-                    f"(it has {sorted(scenario.vars)})"
-                )
+            for name in sorted(variables - scenario.vars.keys()):
+                lacking.setdefault(name, []).append(scenario)
+        sites = variable_sites(suite, version) if lacking else {}
+        for name, missing_in in lacking.items():
+            first = missing_in[0]
+            more = f" (and {len(missing_in) - 1} more)" if len(missing_in) > 1 else ""
+            site = sites.get(name, f"{suite.path / suite.spec.versions / version.name}.yaml")
+            problems.append(
+                f"  - {site}: uses {name!r}, which scenario {first.id!r}{more} in "
+                f"{suite.path / suite.spec.scenarios} lacks (it has {sorted(first.vars)})"
+                f"{did_you_mean(name, sorted(first.vars))}"
+            )
     if problems:
         raise BenchlibError("template variables missing from scenarios:\n" + "\n".join(problems))
 

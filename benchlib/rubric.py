@@ -6,6 +6,7 @@ every criterion is described and comes with a calibrated example.
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from benchlib.errors import did_you_mean, errors_at
 from benchlib.hashing import content_hash
 
 
@@ -60,12 +61,20 @@ class Rubric(BaseModel):
 
     @model_validator(mode="after")
     def _composite_names_exist(self) -> "Rubric":
-        known = {c.name for c in self.criteria} | {f.name for f in self.flags}
-        unknown = sorted(set(self.composite) - known)
+        known = sorted({c.name for c in self.criteria} | {f.name for f in self.flags})
+        unknown = [name for name in self.composite if name not in known]
         if unknown:
-            raise ValueError(
-                f"composite names {unknown} that are neither criteria nor flags "
-                f"(known: {sorted(known)})"
+            raise errors_at(
+                Rubric,
+                [
+                    (
+                        ("composite", name),
+                        f"composite names {name!r}, which is neither a criterion nor a flag "
+                        f"(known: {known}){did_you_mean(name, known)}",
+                        name,
+                    )
+                    for name in unknown
+                ],
             )
         return self
 

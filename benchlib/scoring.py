@@ -77,7 +77,7 @@ def score_cell(
         item = ScoreInput(
             candidate=candidate,
             schema=suite.schema_for(step) if step else {},
-            policies=suite.spec.policies,
+            policies=suite.policies_for(step) if step else [],
             scenario=cell.scenario_vars,
             siblings=[c for c in by_step[candidate.step] if c is not candidate and not c.error],
             earlier=[c for c in by_attempt[candidate.index] if c.step_index < candidate.step_index],

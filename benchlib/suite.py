@@ -11,6 +11,7 @@ A second suite needs no code: only these files.
 
 import itertools
 import json
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -19,9 +20,16 @@ import jinja2
 import jinja2.meta
 from jsonschema.exceptions import SchemaError
 from jsonschema.validators import validator_for
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from benchlib.errors import BenchlibError, describe_validation_error
+from benchlib.errors import BenchlibError, describe_validation_error, did_you_mean, errors_at
 from benchlib.hashing import content_hash, scenario_content, scenario_hash
 from benchlib.integrity import check_integrity
 from benchlib.rubric import Rubric
@@ -39,19 +47,25 @@ def _template(source: str) -> jinja2.Template:
 M = TypeVar("M", bound=BaseModel)
 
 
-class Policies(BaseModel):
-    """Machine-checkable rules on an output (policy_compliance and overlong check them)."""
+class Policy(BaseModel):
+    """Machine-checkable rules on one field of some steps' outputs (policy_compliance and
+    overlong check them). A step whose output schema does not declare the field is not held to
+    the policy: a reply's length limit says nothing about the triage step's JSON."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    text_field: str = Field("", description="Output field whose length is limited.")
-    max_words: int = Field(0, ge=0, description="More words than this in text_field = overlong.")
+    steps: list[str] = Field(
+        default_factory=list, description="Steps it applies to; empty = every step with `field`."
+    )
+    field: str = Field("", description="Output field checked; empty = the whole output text.")
+    max_words: int = Field(0, ge=0, description="More words than this in the field = overlong.")
     forbidden_phrases: list[str] = Field(
-        default_factory=list, description="Phrases an output must never contain (any case)."
+        default_factory=list, description="Phrases the field must never contain (any case)."
     )
     allowed_tools: dict[str, list[str]] = Field(
         default_factory=dict,
-        description="For tool-using steps: tool name -> allowed argument names.",
+        description="Tool name -> allowed argument names, for the calls in `field` "
+        "(default `tool_calls`).",
     )
 
 
@@ -78,11 +92,21 @@ class SuiteFile(BaseModel):
     output_schema: str = "schema.json"
     rubric: str = "rubric.yaml"
     versions: str = "versions"
-    policies: Policies = Field(default_factory=Policies)
+    policies: list[Policy] = Field(default_factory=list)
     scorers: list[ScorerSpec] = Field(
         default_factory=lambda: [ScorerSpec(name="schema_validity")],
         description="Objective scorers (registered in benchlib.scorers) run on every output.",
     )
+
+    @field_validator("policies", mode="before")
+    @classmethod
+    def _policies_are_a_list(cls, value: Any) -> Any:
+        if isinstance(value, dict):  # the form before policies named their steps
+            raise ValueError(
+                "expected a list of policies, each naming the `field` (and `steps`) it applies "
+                "to, e.g. `- {field: tip, max_words: 40}` (`text_field` is now `field`)"
+            )
+        return value
 
 
 def _template_names(text: str) -> tuple[set[str], set[str]]:
@@ -100,6 +124,20 @@ def _template_names(text: str) -> tuple[set[str], set[str]]:
         and isinstance(node.arg, jinja2.nodes.Const)
     }
     return jinja2.meta.find_undeclared_variables(tree) - {"steps"}, steps
+
+
+def template_lines(text: str) -> dict[str, int]:
+    """Each name a template reads -> the template line it is first read on (for errors)."""
+    lines: dict[str, int] = {}
+    for node in _JINJA.parse(text).find_all(jinja2.nodes.Name):
+        if node.ctx == "load":
+            lines.setdefault(node.name, node.lineno)
+    return lines
+
+
+def output_fields(schema: dict[str, Any]) -> set[str]:
+    """The fields an output schema declares: what a scorer or a policy may look at."""
+    return set(schema.get("properties", {}))
 
 
 class Step(BaseModel):
@@ -156,17 +194,24 @@ class PromptVersion(BaseModel):
 
     @model_validator(mode="after")
     def _steps_read_only_earlier_steps(self) -> "PromptVersion":
-        seen: set[str] = set()
-        for step in self.steps:
+        seen: list[str] = []
+        problems = []
+        for index, step in enumerate(self.steps):
             if step.name in seen:
-                raise ValueError(f"duplicate step name {step.name!r}")
-            unknown = sorted(step.step_refs - seen)
-            if unknown:
-                raise ValueError(
-                    f"step {step.name!r} reads steps {unknown}, which do not come before it "
-                    f"(earlier steps: {sorted(seen) or 'none'})"
+                problems.append(
+                    (("steps", index, "name"), f"duplicate step name {step.name!r}", step.name)
                 )
-            seen.add(step.name)
+            for key in ("system", "user"):
+                unknown = sorted(_template_names(getattr(step, key))[1] - set(seen))
+                if unknown:
+                    why = (
+                        f"step {step.name!r} reads steps {unknown}, which do not come before it "
+                        f"(earlier steps: {seen or 'none'}){did_you_mean(unknown[0], seen)}"
+                    )
+                    problems.append((("steps", index, key), why, unknown))
+            seen.append(step.name)
+        if problems:
+            raise errors_at(PromptVersion, problems)
         return self
 
     @property
@@ -204,6 +249,32 @@ class Suite(BaseModel):
     def schema_for(self, step: Step) -> dict[str, Any]:
         return self.schemas[step.output_schema or self.spec.output_schema]
 
+    @property
+    def steps(self) -> dict[str, list[Step]]:
+        """Step name -> the steps of that name, across prompt versions."""
+        named: dict[str, list[Step]] = {}
+        for version in self.versions.values():
+            for step in version.steps:
+                named.setdefault(step.name, []).append(step)
+        return named
+
+    @property
+    def output_fields(self) -> set[str]:
+        """Every field some step's output schema declares."""
+        schemas = [self.schema_for(step) for same in self.steps.values() for step in same]
+        return set().union(*(output_fields(schema) for schema in schemas))
+
+    def policies_for(self, step: Step) -> list[Policy]:
+        """The policies `step`'s outputs are held to: those naming it (or naming no step) whose
+        field its schema declares (or that check the whole text)."""
+        fields = output_fields(self.schema_for(step))
+        return [
+            policy
+            for policy in self.spec.policies
+            if (not policy.steps or step.name in policy.steps)
+            and (not policy.field or policy.field in fields)
+        ]
+
     def version_hash(self, version: PromptVersion) -> str:
         """Changes with any step's text or with any schema a step is held to."""
         return content_hash([[step.model_dump(), self.schema_for(step)] for step in version.steps])
@@ -227,8 +298,40 @@ def _validate(model: type[M], doc: YamlDoc) -> M:
     try:
         return model.model_validate(doc.data)
     except ValidationError as exc:
-        message = describe_validation_error(exc, doc.where, model)
+        message = describe_validation_error(exc, lambda loc: _where(doc, loc), model)
         raise BenchlibError(message) from None
+
+
+def _in_file(doc: YamlDoc, loc: Sequence[str | int]) -> Sequence[str | int]:
+    """Where `loc` is written: a single-step prompt version has its step's keys (`steps.0.user`)
+    at the top level."""
+    single_step = isinstance(doc.data, dict) and "user" in doc.data and "steps" not in doc.data
+    return loc[2:] if single_step and tuple(loc[:2]) == ("steps", 0) else loc
+
+
+def _where(doc: YamlDoc, loc: Sequence[str | int]) -> str:
+    return doc.where(_in_file(doc, loc))
+
+
+def variable_sites(suite: "Suite", version: PromptVersion) -> dict[str, str]:
+    """Each variable the version's templates read -> `file:line` where it is first read."""
+    path = suite.path / suite.spec.versions / f"{version.name}.yaml"
+    if not path.is_file():
+        return {}
+    doc = read_yaml(path)
+    sites: dict[str, str] = {}
+    for index, step in enumerate(version.steps):
+        for key in ("system", "user"):
+            loc = _in_file(doc, ("steps", index, key))
+            node = doc.node_at(loc)
+            for name, lineno in template_lines(getattr(step, key)).items():
+                if node is None:
+                    sites.setdefault(name, doc.where(loc))
+                elif node.style == "|":  # a literal block keeps its lines, after its `|`
+                    sites.setdefault(name, f"{path}:{node.start_mark.line + 1 + lineno}")
+                else:  # folded or quoted text: lines do not map, its first line will do
+                    sites.setdefault(name, f"{path}:{node.start_mark.line + 1}")
+    return sites
 
 
 def _load_versions(folder: Path) -> dict[str, PromptVersion]:
@@ -320,14 +423,37 @@ def _load_schema(path: Path) -> dict[str, Any]:
     try:
         validator_for(schema).check_schema(schema)
     except SchemaError as exc:
-        raise BenchlibError(f"{path}: not a valid JSON Schema: {exc.message}") from None
+        raise BenchlibError(_schema_error(path, exc)) from None
     return schema
 
 
-def _suite_file(folder: Path) -> SuiteFile:
+JSON_TYPES = ("array", "boolean", "integer", "null", "number", "object", "string")
+
+
+def _schema_error(path: Path, exc: SchemaError) -> str:
+    """`schema.json:7: not a valid JSON Schema at properties/order_id/type: ...`: the keyword
+    path, and its line (JSON is YAML, so the YAML reader finds it; none if it cannot)."""
+    keyword = list(exc.absolute_path)
+    try:
+        where = read_yaml(path).where(keyword)
+    except BenchlibError:
+        where = str(path)
+    at = f" at {'/'.join(map(str, keyword))}" if keyword else ""
+    hint = ""
+    if keyword and keyword[-1] == "type" and isinstance(exc.instance, str):
+        hint = did_you_mean(exc.instance, JSON_TYPES) or f"; expected one of {JSON_TYPES}"
+    return f"{where}: not a valid JSON Schema{at}: {exc.message}{hint}"
+
+
+def suite_doc(folder: Path) -> YamlDoc:
+    """The suite's suite.yaml, read with its lines."""
     if not (folder / "suite.yaml").is_file():
         raise BenchlibError(f"{folder}: not a suite folder (no suite.yaml)")
-    return _validate(SuiteFile, read_yaml(folder / "suite.yaml"))
+    return read_yaml(folder / "suite.yaml")
+
+
+def _suite_file(folder: Path) -> SuiteFile:
+    return _validate(SuiteFile, suite_doc(folder))
 
 
 def scenarios_file(folder: Path) -> Path:
@@ -335,15 +461,50 @@ def scenarios_file(folder: Path) -> Path:
     return folder / _suite_file(folder).scenarios
 
 
+def _check_policies(suite: Suite, doc: YamlDoc) -> None:
+    """Every policy names steps some prompt version has, and a field those steps produce: a
+    policy that can never apply is a mistake, not a rule."""
+    steps, fields = suite.steps, sorted(suite.output_fields)
+    problems = []
+    for index, policy in enumerate(suite.spec.policies):
+        for at, name in enumerate(policy.steps):
+            if name not in steps:
+                loc = ["policies", index, "steps", at]
+                problems.append(
+                    f"{doc.where(loc)}: policies.{index}.steps.{at}: no prompt version has a "
+                    f"step {name!r} (steps: {sorted(steps)}){did_you_mean(name, sorted(steps))}"
+                )
+        if not policy.field:
+            continue
+        named = [step for name in policy.steps or steps for step in steps.get(name, [])]
+        lacking = sorted(
+            {s.name for s in named if policy.field not in output_fields(suite.schema_for(s))}
+        )
+        where = f"{doc.where(['policies', index, 'field'])}: policies.{index}.field"
+        if policy.field not in fields:
+            problems.append(
+                f"{where}: no step's output schema declares {policy.field!r} (fields: {fields})"
+                f"{did_you_mean(policy.field, fields)}"
+            )
+        elif policy.steps and lacking:
+            problems.append(
+                f"{where}: the output schema of step(s) {lacking} does not declare "
+                f"{policy.field!r}: those steps would never be held to this policy"
+            )
+    if problems:
+        raise BenchlibError("\n".join(problems))
+
+
 def load_suite(path: str | Path) -> Suite:
     folder = Path(path)
-    spec = _suite_file(folder)
+    doc = suite_doc(folder)
+    spec = _validate(SuiteFile, doc)
     versions = _load_versions(folder / spec.versions)
     schema_files = {spec.output_schema} | {
         step.output_schema for version in versions.values() for step in version.steps
     }
     rubric_path = folder / spec.rubric
-    return Suite(
+    suite = Suite(
         path=folder,
         spec=spec,
         versions=versions,
@@ -351,3 +512,5 @@ def load_suite(path: str | Path) -> Suite:
         schemas={name: _load_schema(folder / name) for name in sorted(schema_files - {""})},
         rubric=_validate(Rubric, read_yaml(rubric_path)),
     )
+    _check_policies(suite, doc)
+    return suite

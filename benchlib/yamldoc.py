@@ -36,6 +36,19 @@ class YamlDoc:
         line = self.line(loc)
         return f"{self.path}:{line}" if line else str(self.path)
 
+    def node_at(self, loc: Loc) -> yaml.Node | None:
+        """The node of the value at `loc` (its style and marks: where a block of text starts)."""
+        node = self.node
+        for part in loc:
+            if isinstance(node, yaml.MappingNode):
+                node = next((v for k, v in node.value if str(k.value) == str(part)), None)
+            elif isinstance(node, yaml.SequenceNode) and str(part).isdigit():
+                index = int(part)
+                node = node.value[index] if index < len(node.value) else None
+            else:
+                return None
+        return node
+
 
 def _index_lines(node: yaml.Node, loc: tuple[str, ...], lines: dict[tuple[str, ...], int]) -> None:
     if isinstance(node, yaml.MappingNode):

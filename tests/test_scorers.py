@@ -1,6 +1,7 @@
 """Every scorer on hand-made outputs that hit its edges."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from benchlib.hashing import content_hash
 from benchlib.parsing import parse_json_output
 from benchlib.records import Candidate
 from benchlib.scorers import REGISTRY, ScoreInput, build_scorers
-from benchlib.suite import Policies, load_suite
+from benchlib.suite import Policy, load_suite
 from tests.conftest import ROOT
 
 ANALYST = json.loads((ROOT / "prompts/analysts/schemas/analyst.json").read_text())
@@ -40,7 +41,7 @@ def score(name: str, candidate: Candidate, params: dict | None = None, **context
     item = ScoreInput(
         candidate=candidate,
         schema=context.pop("schema", ANALYST),
-        policies=context.pop("policies", Policies()),
+        policies=context.pop("policies", []),
         scenario=context.pop("scenario", SCENARIO),
         siblings=context.pop("siblings", []),
         earlier=context.pop("earlier", []),
@@ -79,21 +80,25 @@ def test_completeness_counts_present_non_empty_fields() -> None:
     assert score("completeness", out(GOOD)).value == 1.0
     partial = score("completeness", out('{"instrument": "KO", "summary": "", "figures": []}'))
     assert partial.value == 0.25
-    assert "summary missing or empty" in partial.explanation
+    assert (
+        "summary empty (got '')" in partial.explanation and "rating missing" in partial.explanation
+    )
     assert score("completeness", out("{}"), {"fields": []}).value == 1.0
 
 
 def test_policy_compliance_length_phrases_and_tools() -> None:
-    policies = Policies(
-        text_field="summary",
-        max_words=5,
-        forbidden_phrases=["risk-free"],
-        allowed_tools={"quote": ["ticker"]},
-    )
+    policies = [
+        Policy(field="summary", max_words=5, forbidden_phrases=["risk-free"]),
+        Policy(allowed_tools={"quote": ["ticker"]}),
+    ]
     assert score("policy_compliance", out(GOOD), policies=policies).value == 1.0
     long = GOOD.replace("Fair price.", "A risk-free and very fair price today.")
     result = score("policy_compliance", out(long), policies=policies)
-    assert result.value == 0.0 and "7 words (max 5)" in result.explanation
+    assert result.value == 0.0
+    assert (
+        "summary: 7 words (max 5): 'A risk-free and very fair price today.'" in result.explanation
+    )
+    assert "forbidden 'risk-free' in summary: 'a risk-free and very fair" in result.explanation
     calls = json.dumps(
         {
             "tool_calls": [
@@ -104,7 +109,7 @@ def test_policy_compliance_length_phrases_and_tools() -> None:
         }
     )
     tools = score(
-        "policy_compliance", out(calls), policies=Policies(allowed_tools={"quote": ["ticker"]})
+        "policy_compliance", out(calls), policies=[Policy(allowed_tools={"quote": ["ticker"]})]
     )
     assert tools.value == pytest.approx(1 / 3)
     assert "'trade' is not allowed" in tools.explanation and "['limit']" in tools.explanation
@@ -112,9 +117,25 @@ def test_policy_compliance_length_phrases_and_tools() -> None:
 
 
 def test_overlong_flag() -> None:
-    policies = Policies(text_field="summary", max_words=1)
-    assert score("overlong", out(GOOD), policies=policies).value == 1.0
-    assert score("overlong", out(GOOD), policies=Policies(max_words=50)).value == 0.0
+    policies = [Policy(field="summary", max_words=1)]
+    flagged = score("overlong", out(GOOD), policies=policies)
+    assert flagged == (1.0, "summary: 2 words (max 1): 'Fair price.'")
+    assert score("overlong", out(GOOD), policies=[Policy(max_words=50)]).value == 0.0
+    assert score("overlong", out(GOOD)).explanation == "no max_words policy for step 'output'"
+
+
+def test_a_policy_on_a_field_checks_that_field_not_the_raw_output() -> None:
+    """The reply's limit is not applied to a whole JSON object; an output without the field
+    cannot meet its policy, and the explanation quotes what came instead."""
+    policies = [Policy(field="summary", max_words=3, forbidden_phrases=["hold"])]
+    held = score("policy_compliance", out(GOOD), policies=policies)  # "hold" is the rating
+    assert held == (1.0, "all 2 checks pass")
+    missing = score("policy_compliance", out('{"rating": "hold"}'), policies=policies)
+    assert missing.value == 0.0
+    assert "summary: not in the output" in missing.explanation
+    assert """'{"rating": "hold"}'""" in missing.explanation
+    cut = score("policy_compliance", out("x " * 200), policies=[Policy(max_words=3)])
+    assert "output: 200 words (max 3): 'x x x" in cut.explanation and len(cut.explanation) < 120
 
 
 REFS = {
@@ -130,8 +151,87 @@ def test_reference_consistency_right_and_wrong_references() -> None:
     wrong = GOOD.replace('"KO"', '"PEP"').replace("24.3", "99.9")
     result = score("reference_consistency", out(wrong), REFS)
     assert result.value == pytest.approx(1 / 3)
-    assert "instrument names ticker 'ko'" in result.explanation
-    assert "figure 99.9" in result.explanation
+    assert "instrument equals ticker 'KO': got 'PEP'" in result.explanation
+    assert (
+        "figure 99.9 from the scenario: 99.9 is not among [3.4, 24.3, 61.2]" in result.explanation
+    )
+
+
+ORDER = {"type": "object", "properties": {"order_id": {}, "reply": {}}}
+
+
+def equals(got: object, expected: object) -> tuple[float, str]:
+    output = out(json.dumps({} if got is ... else {"order_id": got}))
+    params = {"equals": {"order_id": "order_id"}}
+    scenario = {} if expected is ... else {"order_id": expected}
+    return score("reference_consistency", output, params, schema=ORDER, scenario=scenario)
+
+
+@pytest.mark.parametrize(
+    ("got", "expected", "value"),
+    [
+        ("BH-20931", "BH-20931", 1.0),
+        ("  bh-20931 ", "BH-20931", 1.0),  # case and surrounding whitespace only
+        ("my order is BH-20931, thanks", "BH-20931", 0.0),  # a sentence holding it is not it
+        ("Devon", "Dev", 0.0),
+        ("BH-none", None, 0.0),  # an expected null matches only null
+        ("", None, 0.0),
+        (None, None, 1.0),
+        (..., None, 1.0),  # the field absent from the output
+        (None, ..., 1.0),  # the variable absent from the scenario: null too
+        (None, "BH-20931", 0.0),
+        (20931, "20931", 1.0),
+        (20931.0, 20931, 1.0),
+        ("BH 20931", "BH-20931", 0.0),
+    ],
+)
+def test_equals_is_equality_after_case_and_whitespace(got, expected, value) -> None:
+    assert equals(got, expected).value == value
+
+
+def test_a_failed_equals_shows_the_output_value() -> None:
+    sentence = "Hello, my order number is BH-20931 and it never arrived at my house " * 3
+    result = equals(sentence, "BH-20931")
+    assert result.explanation.startswith("failed: order_id equals order_id 'BH-20931': got 'Hello")
+    assert result.explanation.endswith("...") and len(result.explanation) < 140
+    assert (
+        equals("BH-none", None).explanation
+        == "failed: order_id equals order_id None: got 'BH-none'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("reply", "customer", "value"),
+    [
+        ("Hi Dev, your refund is on its way.", "Dev", 1.0),
+        ("hi  DEV ANAND, thanks", "Dev Anand", 1.0),
+        ("Hi Devon, your refund is on its way.", "Dev", 0.0),  # whole words only
+        ("Hello, your refund is on its way.", "Dev", 0.0),
+    ],
+)
+def test_contains_wants_the_reference_as_whole_words(reply, customer, value) -> None:
+    result = score(
+        "reference_consistency",
+        out(json.dumps({"reply": reply})),
+        {"contains": {"reply": "customer"}},
+        schema=ORDER,
+        scenario={"customer": customer},
+    )
+    assert result.value == value
+    if not value:
+        assert f"reply contains customer {customer!r}: got {reply!r}" in result.explanation
+
+
+def test_contains_has_nothing_to_look_for_in_a_null_reference() -> None:
+    output = out(json.dumps({"reply": "Hello there"}))
+    result = score(
+        "reference_consistency",
+        output,
+        {"contains": {"reply": "customer"}},
+        schema=ORDER,
+        scenario={"customer": None},
+    )
+    assert result == (1.0, "nothing to check")
 
 
 def test_reference_consistency_across_a_chain() -> None:
@@ -143,7 +243,7 @@ def test_reference_consistency_across_a_chain() -> None:
     assert kept.value == 1.0
     drifted = out(GOOD.replace('"KO"', '"KOF"'), step="moderator", step_index=1)
     lost = score("reference_consistency", drifted, {"chain_fields": ["instrument"]}, earlier=[bull])
-    assert lost.value == 0.0 and "kept from step 'bull'" in lost.explanation
+    assert lost.value == 0.0 and "kept from step 'bull' 'KO': got 'KOF'" in lost.explanation
 
 
 def test_reference_checks_only_fields_the_schema_declares() -> None:
@@ -174,7 +274,8 @@ def edit(path: Path, change) -> None:
         (
             "suite.yaml",
             lambda d: d["scorers"].append({"name": "completeness", "params": {"fieldz": []}}),
-            "scorer 'completeness': bad params",
+            "scorers.6.params.fieldz: scorer 'completeness' has no parameter 'fieldz' "
+            "(parameters: ['fields']); did you mean 'fields'?",
         ),
         (
             "suite.yaml",
@@ -202,3 +303,46 @@ def test_chains_may_only_read_earlier_steps(tmp_path: Path) -> None:
     )
     with pytest.raises(BenchlibError, match=r"step 'a' reads steps \['b'\], which do not come"):
         load_suite(folder)
+
+
+ANALYSTS = ROOT / "prompts" / "analysts"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "chain_fields: [instrument]",
+            "chain_fields: instrument",
+            "suite.yaml:24: scorers.4.params.chain_fields: Input should be a valid list "
+            "(got 'instrument')",
+        ),
+        (
+            "equals: {instrument: ticker}",
+            "equals: {instrument: ticker, rating: verdict}",
+            "suite.yaml:23: scorers.4.params.equals.rating: no scenario has a variable 'verdict'",
+        ),
+        (
+            "figures_from: [price,",
+            "figures_from: [prices,",
+            "suite.yaml:26: scorers.4.params.figures_from.0: no scenario has a variable "
+            "'prices' (variables: ['company', 'dividend_yield_pct',",
+        ),
+        (
+            "figures_field: figures",
+            "figures_field: numbers",
+            "suite.yaml:25: scorers.4.params.figures_field: no step's output schema declares "
+            "'numbers' (fields: ['figures', 'instrument', 'rating', 'summary', 'thesis'])",
+        ),
+    ],
+)
+def test_reference_parameters_are_checked_against_scenarios_and_schemas(
+    tmp_path: Path, old: str, new: str, expected: str
+) -> None:
+    folder = shutil.copytree(ANALYSTS, tmp_path / "analysts")
+    text = (folder / "suite.yaml").read_text()
+    assert old in text
+    (folder / "suite.yaml").write_text(text.replace(old, new))
+    with pytest.raises(BenchlibError) as info:
+        build_scorers(load_suite(folder))
+    assert f"{folder}/{expected}" in str(info.value)

@@ -72,7 +72,26 @@ def test_missing_template_variable_names_file_variable_and_scenario(suite_copy: 
     with pytest.raises(BenchlibError) as info:
         check_templates(suite, [suite.versions["v1"]], suite.scenarios[:1])
     message = str(info.value)
-    assert "v1.yaml uses ['mood']" in message and "'developer-morning'" in message
+    # yaml.safe_dump writes the template quoted, from line 3 (a literal block: the exact line).
+    assert "v1.yaml:3: uses 'mood', which scenario 'developer-morning'" in message
+
+
+def test_a_template_variable_typo_is_shown_where_it_is_read_with_the_likely_name(
+    suite_copy: Path,
+) -> None:
+    path = suite_copy / "versions" / "v2-mentor.yaml"
+    text = path.read_text()
+    assert text.count("{{ tasks }}") == 1
+    path.write_text(text.replace("{{ tasks }}", "{{ taks }}"))
+    suite = load_suite(suite_copy)
+    with pytest.raises(BenchlibError) as info:
+        check_templates(suite, [suite.versions["v2-mentor"]], suite.scenarios)
+    line = next(n for n, row in enumerate(path.read_text().splitlines(), 1) if "taks" in row)
+    assert (
+        f"v2-mentor.yaml:{line}: uses 'taks', which scenario 'developer-morning' (and 7 more)"
+        in (str(info.value))
+    )
+    assert str(info.value).endswith("; did you mean 'tasks'?")
 
 
 def test_unknown_prompt_version_lists_the_known_ones() -> None:
@@ -83,7 +102,11 @@ def test_unknown_prompt_version_lists_the_known_ones() -> None:
 @pytest.mark.parametrize(
     ("file", "change", "expected"),
     [
-        ("rubric.yaml", lambda d: d["composite"].update(clarity=1), "composite names ['clarity']"),
+        (
+            "rubric.yaml",
+            lambda d: d["composite"].update(clarity=1),
+            "composite.clarity: composite names 'clarity', which is neither",
+        ),
         ("rubric.yaml", lambda d: d["criteria"][0]["levels"].pop(2), "consecutive scores"),
         ("rubric.yaml", lambda d: d["criteria"][0].pop("levels"), "levels"),
         ("suite.yaml", lambda d: d.update(colour="red"), "colour"),
@@ -108,7 +131,7 @@ def test_invalid_yaml_and_schema_are_refused(suite_copy: Path) -> None:
         load_suite(suite_copy)
     (suite_copy / "versions" / "v1.yaml").write_text("user: hi\n")
     (suite_copy / "schema.json").write_text('{"type": "objekt"}')
-    with pytest.raises(BenchlibError, match=r"schema\.json: not a valid JSON Schema"):
+    with pytest.raises(BenchlibError, match=r"schema\.json:1: not a valid JSON Schema at type:"):
         load_suite(suite_copy)
 
 
