@@ -44,6 +44,11 @@ class BenchmarkConfig(BaseModel):
     max_model_b: float = Field(
         4.0, gt=0, description="Refuse models larger than this many billion parameters."
     )
+    allow_unknown_size: bool = Field(
+        False,
+        description="Run a model whose server does not tell its parameter count (the size "
+        "guard cannot check it); off, such a model is refused.",
+    )
     max_attempts_per_cell: int = Field(
         0,
         ge=0,
@@ -119,6 +124,16 @@ class BenchmarkConfig(BaseModel):
         description="Id of the new run; empty = generated (the admin API picks it to answer "
         "with it before the flow starts).",
     )
+
+    @field_validator("models", "prompts", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        """`models: "ollama:a,ollama:b"` (admin panels and scripts send lists this way) and
+        `--model a,b` mean the list; whitespace around items is dropped."""
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+            return value  # pydantic reports the type error
+        return [part.strip() for item in items for part in item.split(",") if part.strip()]
 
     @field_validator("models")
     @classmethod
