@@ -13,6 +13,16 @@ from benchlib.yamldoc import YamlDoc, read_yaml
 DEFAULT_MODEL = "local:smollm2-135m"
 
 
+def comma_list(value: Any) -> Any:
+    """`models: "ollama:a,ollama:b"` (admin panels and scripts send lists this way) and
+    `--model a,b` mean the list; whitespace around items is dropped. Anything but strings and
+    lists of strings is returned as it is, for pydantic to refuse."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        return value
+    return [part.strip() for item in items for part in item.split(",") if part.strip()]
+
+
 class BenchmarkConfig(BaseModel):
     """What to benchmark and how. Every key can come from YAML, a CLI option or a flow parameter."""
 
@@ -128,12 +138,7 @@ class BenchmarkConfig(BaseModel):
     @field_validator("models", "prompts", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
-        """`models: "ollama:a,ollama:b"` (admin panels and scripts send lists this way) and
-        `--model a,b` mean the list; whitespace around items is dropped."""
-        items = [value] if isinstance(value, str) else value
-        if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
-            return value  # pydantic reports the type error
-        return [part.strip() for item in items for part in item.split(",") if part.strip()]
+        return comma_list(value)
 
     @field_validator("models")
     @classmethod
