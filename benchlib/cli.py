@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 import typer
+from pydantic import AliasChoices
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.prompt import Confirm, Prompt
@@ -68,6 +69,12 @@ def _option_for(name: str, field: Any) -> inspect.Parameter:
     """A CLI option for one config key; lists repeat (`--model a --model b`)."""
     flag = "--" + name.replace("_", "-")
     decls = [flag]
+    if isinstance(field.validation_alias, AliasChoices):  # old names: `--n-tips`
+        decls += [
+            "--" + alias.replace("_", "-")
+            for alias in field.validation_alias.choices
+            if isinstance(alias, str) and alias != name
+        ]
     annotation: Any = field.annotation
     if annotation in (list[str], dict[str, str]):
         decls.append(flag.removesuffix("s"))

@@ -13,6 +13,16 @@ from benchlib.yamldoc import YamlDoc, read_yaml
 DEFAULT_MODEL = "local:smollm2-135m"
 
 
+def comma_list(value: Any) -> Any:
+    """`models: "ollama:a,ollama:b"` (admin panels and scripts send lists this way) and
+    `--model a,b` mean the list; whitespace around items is dropped. Anything but strings and
+    lists of strings is returned as it is, for pydantic to refuse."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        return value
+    return [part.strip() for item in items for part in item.split(",") if part.strip()]
+
+
 class BenchmarkConfig(BaseModel):
     """What to benchmark and how. Every key can come from YAML, a CLI option or a flow parameter."""
 
@@ -43,6 +53,11 @@ class BenchmarkConfig(BaseModel):
     experiment: str = Field("", description="MLflow experiment; empty = benchlib-<suite name>.")
     max_model_b: float = Field(
         4.0, gt=0, description="Refuse models larger than this many billion parameters."
+    )
+    allow_unknown_size: bool = Field(
+        False,
+        description="Run a model whose server does not tell its parameter count (the size "
+        "guard cannot check it); off, such a model is refused.",
     )
     max_attempts_per_cell: int = Field(
         0,
@@ -119,6 +134,11 @@ class BenchmarkConfig(BaseModel):
         description="Id of the new run; empty = generated (the admin API picks it to answer "
         "with it before the flow starts).",
     )
+
+    @field_validator("models", "prompts", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        return comma_list(value)
 
     @field_validator("models")
     @classmethod

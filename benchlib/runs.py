@@ -13,7 +13,16 @@ from benchlib.db import session
 from benchlib.errors import BenchlibError, Conflict, NotFound
 from benchlib.grid import CellPlan, expand_grid, select_grid
 from benchlib.preflight import preflight_models
-from benchlib.records import FINISHED, Candidate, Cell, CellStatus, Run, RunStatus, utcnow
+from benchlib.records import (
+    FINISHED,
+    Candidate,
+    Cell,
+    CellStatus,
+    Run,
+    RunStatus,
+    Score,
+    utcnow,
+)
 from benchlib.scorers import build_scorers
 from benchlib.suite import Suite, load_suite
 
@@ -168,9 +177,11 @@ def list_runs(
     experiment: str | None = None,
     model: str | None = None,
     prompt: str | None = None,
+    provider: str | None = None,
     status: RunStatus | None = None,
 ) -> list[Run]:
-    """Newest first; a model or prompt filter matches runs with a cell of that model/version."""
+    """Newest first; a model, provider or prompt filter matches runs with a cell of that model
+    spec, provider (`ollama` matches `ollama:*`) or prompt version."""
     query = select(Run)
     if experiment is not None:
         query = query.where(Run.experiment == experiment)
@@ -182,6 +193,9 @@ def list_runs(
         query = query.where(
             col(Run.id).in_(select(Cell.run_id).where(Cell.prompt_version == prompt))
         )
+    if provider is not None:
+        of_provider = col(Cell.model).startswith(f"{provider}:", autoescape=True)
+        query = query.where(col(Run.id).in_(select(Cell.run_id).where(of_provider)))
     with session() as s:
         return list(s.exec(query.order_by(col(Run.created_at).desc()).limit(limit)))
 
@@ -258,3 +272,31 @@ def run_candidates(run_id: str) -> list[Candidate]:
     with session() as s:
         query = select(Candidate).where(Candidate.run_id == run_id)
         return list(s.exec(query.order_by(Candidate.cell_id, Candidate.index)))
+
+
+def cell_page(
+    run_id: str, offset: int, limit: int
+) -> tuple[int, list[Cell], list[Candidate], list[Score]]:
+    """A page of a run's cells in grid order (their number in all), with the candidates and
+    scores of the cells on the page: what an admin panel's run detail lists."""
+    with session() as s:
+        total = s.exec(select(func.count()).select_from(Cell).where(Cell.run_id == run_id)).one()
+        cells = list(
+            s.exec(
+                select(Cell)
+                .where(Cell.run_id == run_id)
+                .order_by(col(Cell.index))
+                .offset(offset)
+                .limit(limit)
+            )
+        )
+        ids = [cell.id for cell in cells]
+        candidates = list(
+            s.exec(
+                select(Candidate)
+                .where(col(Candidate.cell_id).in_(ids))
+                .order_by(col(Candidate.cell_id), col(Candidate.index), col(Candidate.step_index))
+            )
+        )
+        scores = list(s.exec(select(Score).where(col(Score.cell_id).in_(ids))))
+    return total, cells, candidates, scores

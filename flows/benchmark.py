@@ -28,8 +28,9 @@ from tasks.benchmark import fan_out, mark_run, plan, push_to_mlflow
 )
 def benchmark(
     suite: str = "prompts/tips",
-    models: list[str] = ["local:smollm2-135m"],  # noqa: B006 - literal, for the UI form
-    prompts: list[str] = [],  # noqa: B006
+    # `| str`: "a,b" is accepted as a list (admin panels send it so); BenchmarkConfig splits it.
+    models: list[str] | str = ["local:smollm2-135m"],  # noqa: B006 - literal, for the UI form
+    prompts: list[str] | str = [],  # noqa: B006
     n_candidates: int = 3,
     n_scenarios: int = 0,
     temperature: float = 0.7,
@@ -37,6 +38,7 @@ def benchmark(
     max_tokens: int = 128,
     experiment: str = "",
     max_model_b: float = 4.0,
+    allow_unknown_size: bool = False,
     max_attempts_per_cell: int = 0,
     request_timeout_s: float = 120.0,
     max_backoff_s: float = 20.0,
@@ -62,7 +64,8 @@ def benchmark(
 
     Args:
         suite: Suite folder (prompt versions, scenarios, rubric).
-        models: Model specs `provider:model` (local, ollama, openai).
+        models: Model specs `provider:model` (local, ollama, openai); a list, or one string
+            of comma-separated specs.
         prompts: Prompt versions to run; empty means all of the suite's.
         n_candidates: Candidates generated per cell.
         n_scenarios: Use at most this many scenarios; 0 = all.
@@ -71,6 +74,8 @@ def benchmark(
         max_tokens: Completion token limit per call.
         experiment: MLflow experiment; empty = benchlib-<suite name>.
         max_model_b: Refuse models larger than this many billion parameters.
+        allow_unknown_size: Run a model whose server does not tell its parameter count (the
+            size guard cannot check it); off, such a model is refused.
         max_attempts_per_cell: Cap on provider calls per cell, retries included; 0 = 3 × n.
         request_timeout_s: Timeout of one provider call.
         max_backoff_s: Longest wait between two attempts of a call (exponential backoff with

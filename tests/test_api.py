@@ -335,3 +335,38 @@ def test_no_server_errors_on_generated_requests(case, api: str) -> None:
     if case.path == "/api/runs" and case.method == "POST" and isinstance(case.body, dict):
         case.body.update(openai_base_url="http://127.0.0.1:9/v1", ollama_url="http://127.0.0.1:9")
     case.call_and_validate(base_url=api, headers=RIGHT, checks=[not_a_server_error], timeout=60)
+
+
+def test_runs_filter_by_provider_and_cells_come_page_by_page(api: str) -> None:
+    judged_run = make_run(
+        "api-crafted-cells",
+        [
+            {"scenario": "a", "text": "Plan the day", "scores": {"quality": [3.0]}},
+            {"scenario": "b", "text": "Rest", "scores": {"quality": [1.0]}},
+        ],
+        experiment="crafted-cells",
+    )
+
+    def ids(**query) -> list[str]:
+        return [r["id"] for r in httpx.get(f"{api}/api/runs", params=query, headers=RIGHT).json()]
+
+    assert judged_run in ids(provider="openai")
+    # `_` would be a LIKE wildcard matching "openai" if the prefix were not escaped.
+    assert judged_run not in ids(provider="ollama") + ids(provider="open_i")
+
+    first = httpx.get(f"{api}/api/runs/{judged_run}/cells?limit=1", headers=RIGHT).json()
+    second = httpx.get(f"{api}/api/runs/{judged_run}/cells?offset=1&limit=1", headers=RIGHT)
+    assert (first["total"], first["offset"], first["limit"]) == (2, 0, 1)
+    cells = first["cells"] + second.json()["cells"]
+    assert [c["scenario_id"] for c in cells] == ["a", "b"]
+    assert [c["model"] for c in cells] == ["openai:m"] * 2
+    candidate = cells[0]["candidates"][0]
+    assert candidate["text"] == "Plan the day" and candidate["scores"] == {"quality": 3.0}
+    assert httpx.get(f"{api}/api/runs/nope/cells", headers=RIGHT).status_code == 404
+
+
+def test_a_comma_separated_models_string_is_a_list(api: str) -> None:
+    reply = httpx.post(
+        f"{api}/api/runs", json={"models": "openai:m,bogus:x"}, headers=RIGHT, timeout=60
+    )
+    assert reply.status_code == 422 and "unknown provider 'bogus'" in reply.json()["detail"]

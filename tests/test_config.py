@@ -77,3 +77,43 @@ def test_flow_parameters_are_the_config_keys_with_the_same_defaults() -> None:
     defaults = BenchmarkConfig().model_dump()
     assert list(parameters) == list(defaults)
     assert {name: p.default for name, p in parameters.items()} == defaults
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "ollama:a:1b,openai:b",
+        "ollama:a:1b, openai:b",
+        ["ollama:a:1b,openai:b"],
+        ["ollama:a:1b", "openai:b"],
+    ],
+)
+def test_comma_separated_lists_are_lists(given: str | list[str]) -> None:
+    config = build_config({"models": given, "prompts": "v1,v2-mentor"})
+    assert config.models == ["ollama:a:1b", "openai:b"]
+    assert config.prompts == ["v1", "v2-mentor"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "meant"),
+    [("qwen2.5:0.5b", "ollama:qwen2.5:0.5b"), ("olama:llama3:latest", "ollama:llama3:latest")],
+)
+def test_a_spec_that_looks_like_an_ollama_tag_gets_a_suggestion(spec: str, meant: str) -> None:
+    assert f"did you mean '{meant}'?" in error_of({"models": [spec]})
+
+
+def test_deployment_parameters_take_comma_separated_lists() -> None:
+    """Prefect validates a deployment's parameters against the flow's signature before our
+    config sees them: the signature must let a string through for the list keys."""
+    checked = benchmark.validate_parameters({"models": "local:a,openai:b", "prompts": "v1,v2"})
+    config = build_config(checked)
+    assert (config.models, config.prompts) == (["local:a", "openai:b"], ["v1", "v2"])
+
+
+def test_the_cli_splits_list_options_and_knows_old_names() -> None:
+    from tests.support.cli import benchlib
+
+    result = benchlib("run", "prompts/tips", "--model", "local:smollm2-135m,bogus:x")
+    assert result.returncode == 2 and "unknown provider 'bogus'" in result.stderr, result.stderr
+    result = benchlib("run", "prompts/tips", "--n-tips", "0")
+    assert result.returncode == 2 and "n_candidates" in result.stderr, result.stderr

@@ -236,7 +236,7 @@ def test_an_ollama_model_is_kept_loaded_for_its_block_then_unloaded(
     )
     assert [c.status for c in runs.run_cells(run_id)] == ["completed", "completed"]
     assert state.chats - chats == 2 * 2  # 2 cells × 2 candidates
-    assert state.keep_alive_seen[-4:] == ["30m"] * 4  # kept loaded while its cells run
+    assert state.keep_alive_seen[-4:] == ["5m"] * 4  # kept loaded while its cells run
     assert state.loads - loads == 1  # loaded once for the block, not per call
     assert runs.model_loads(run_id) == (1, 0.5)  # the shim's load_duration
     assert state.unloads - unloads == 1  # keep_alive=0 once the block is done

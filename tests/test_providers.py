@@ -15,7 +15,7 @@ from benchlib.modelspec import ModelSpec
 from benchlib.preflight import preflight_models
 from benchlib.providers import AttemptBudget, CallRecord, ChatRequest
 from benchlib.providers.local import LocalProvider, ServerPool, embedded_model_path
-from benchlib.providers.ollama import OllamaProvider, parameter_size_b
+from benchlib.providers.ollama import KEEP_ALIVE, OllamaProvider, parameter_size_b
 from benchlib.providers.openai import OpenAIProvider
 from tests.support.faults import Fault, fault_proxy, http_error
 from tests.support.servers import free_port
@@ -155,7 +155,7 @@ def test_ollama_provider_checks_size_chats_and_unloads(ollama_server) -> None:
     result = provider.chat(request(response_schema=SCHEMA, max_tokens=96), AttemptBudget(3), calls)
     assert set(json.loads(result.text)) >= {"tip", "category"}
     assert result.completion_tokens > 0
-    assert state.keep_alive_seen[-1] == "30m"
+    assert state.keep_alive_seen[-1] == KEEP_ALIVE == "5m"
     provider.unload()
     assert state.loaded is None and state.unloads == unloads + 1
 
@@ -195,3 +195,25 @@ def test_local_provider_loads_one_model_at_a_time(tmp_path: Path, monkeypatch) -
 def test_unknown_local_model_lists_what_is_accepted() -> None:
     with pytest.raises(BenchlibError, match="local:tiny: unknown local model"):
         LocalProvider(ModelSpec.parse("local:tiny"), {}, timeout_s=5)
+
+
+def test_a_model_of_unknown_size_is_refused_unless_allowed() -> None:
+    """An OpenAI-compatible server that does not say how big its model is (vLLM, LM Studio):
+    the size guard cannot check it, so preflight refuses it unless the user says it fits."""
+    from fastapi import FastAPI
+
+    from tests.support.servers import serve_app
+
+    app = FastAPI()
+
+    @app.get("/v1/models")
+    def models() -> dict:
+        return {"object": "list", "data": [{"id": "mystery", "object": "model"}]}
+
+    with serve_app(app, "/v1/models") as url:
+        values = {"models": ["openai:mystery"], "openai_base_url": f"{url}/v1"}
+        with pytest.raises(BenchlibError, match="allow_unknown_size") as info:
+            preflight_models(build_config(values))
+        assert "openai:mystery" in str(info.value) and "max_model_b" in str(info.value)
+        infos = preflight_models(build_config({**values, "allow_unknown_size": True}))
+        assert infos["openai:mystery"].size_b is None

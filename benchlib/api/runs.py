@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from benchlib import orchestration, reports
 from benchlib import runs as records
 from benchlib.api.settings import ApiSettings, Settings
-from benchlib.config import BenchmarkConfig, build_config
+from benchlib.config import BenchmarkConfig, build_config, comma_list
 from benchlib.errors import BenchlibError, NotFound, Unavailable
 from benchlib.records import Run, RunStatus
 
@@ -49,6 +49,35 @@ class RunDetail(RunSummary):
     progress: Progress
     started_at: datetime | None
     links: Links
+
+
+class CandidateDetail(BaseModel):
+    index: int = Field(description="Attempt index within the cell (seed + index).")
+    step: str = Field(description="Chain step (`output` for a single-step version).")
+    text: str
+    error: str | None = Field(description="Why this step produced no output.")
+    cached: bool = Field(description="Answered from the response cache, no provider call.")
+    latency_s: float
+    completion_tokens: int
+    scores: dict[str, float] = Field(description="Objective scores and composites by name.")
+
+
+class CellDetail(BaseModel):
+    id: str
+    index: int
+    model: str
+    prompt_version: str
+    scenario_id: str
+    status: str
+    error: str | None
+    candidates: list[CandidateDetail]
+
+
+class CellPage(BaseModel):
+    total: int = Field(description="Cells in the run.")
+    offset: int
+    limit: int
+    cells: list[CellDetail]
 
 
 class Triggered(BaseModel):
@@ -127,12 +156,14 @@ def list_runs(
     experiment: str | None = None,
     model: str | None = None,
     prompt: str | None = None,
+    provider: str | None = None,
     status: RunStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> list[RunSummary]:
-    """Newest first. `model`/`prompt` match runs with a cell of that model spec/prompt version."""
+    """Newest first. `model`/`provider`/`prompt` match runs with a cell of that model spec,
+    provider (`ollama`, `openai`, `local`) or prompt version."""
     found = records.list_runs(
-        limit, experiment=experiment, model=model, prompt=prompt, status=status
+        limit, experiment=experiment, model=model, prompt=prompt, provider=provider, status=status
     )
     return [RunSummary.model_validate(_summary(run)) for run in found]
 
@@ -185,8 +216,9 @@ def _unrecorded(settings: ApiSettings, run_id: str, flow_run: FlowRun) -> RunDet
         suite=parameters.get("suite", ""),
         status=RunStatus.failed if failed else RunStatus.pending,
         error=f"flow run {state.name}: {state.message}" if failed else None,
-        models=parameters.get("models", []),
-        prompts=parameters.get("prompts", []),
+        # Deployment parameters may be comma-separated strings: read them as the flow does.
+        models=comma_list(parameters.get("models", [])),
+        prompts=comma_list(parameters.get("prompts", [])),
         n_cells=0,
         flow_run_id=str(flow_run.id),
         flow_run_state=_state(flow_run),
@@ -195,6 +227,48 @@ def _unrecorded(settings: ApiSettings, run_id: str, flow_run: FlowRun) -> RunDet
         started_at=None,
         finished_at=None,
         links=_links(settings, run_id, str(flow_run.id), None),
+    )
+
+
+@router.get("/runs/{run_id}/cells")
+def get_cells(
+    run_id: str,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> CellPage:
+    """A page of the run's cells in grid order, each with its candidates (every attempt and
+    chain step) and their scores. Long runs are read page by page; there is no synchronous
+    "run and wait" endpoint: trigger, then follow `GET /runs/{id}` (see docs)."""
+    run = records.get_run(run_id)
+    total, cells, candidates, scores = records.cell_page(run.id, offset, limit)
+    by_candidate: dict[int, dict[str, float]] = {}
+    for score in scores:
+        by_candidate.setdefault(score.candidate_id, {})[score.name] = score.value
+    by_cell: dict[str, list[CandidateDetail]] = {}
+    for candidate in candidates:
+        by_cell.setdefault(candidate.cell_id, []).append(
+            CandidateDetail(
+                **candidate.model_dump(
+                    include={"index", "step", "text", "error", "cached", "latency_s"}
+                ),
+                completion_tokens=candidate.completion_tokens,
+                scores=by_candidate.get(candidate.id or 0, {}),
+            )
+        )
+    return CellPage(
+        total=total,
+        offset=offset,
+        limit=limit,
+        cells=[
+            CellDetail(
+                **cell.model_dump(
+                    include={"id", "index", "model", "prompt_version", "scenario_id", "error"}
+                ),
+                status=str(cell.status),
+                candidates=by_cell.get(cell.id, []),
+            )
+            for cell in cells
+        ],
     )
 
 

@@ -21,7 +21,9 @@ from benchlib.providers.base import (
 )
 from benchlib.providers.http import post_json
 
-KEEP_ALIVE = "30m"
+# Short, and refreshed by every call of the block: a run killed mid-block leaves the model
+# loaded on a shared box for at most this long, not for Ollama's usual half hour.
+KEEP_ALIVE = "5m"
 _SIZE = re.compile(r"^\s*([\d.]+)\s*([KMBT]?)\s*$", re.IGNORECASE)
 _SCALE = {"": 1e-9, "K": 1e-6, "M": 1e-3, "B": 1.0, "T": 1e3}
 

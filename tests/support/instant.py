@@ -32,7 +32,9 @@ def instant_app() -> FastAPI:
 
     @app.get("/v1/models")
     def models() -> dict:
-        return {"object": "list", "data": [{"id": MODEL, "object": "model"}]}
+        # Sized like llama.cpp's answer, so the size guard has something to check.
+        entry = {"id": MODEL, "object": "model", "meta": {"n_params": 135_000_000}}
+        return {"object": "list", "data": [entry]}
 
     @app.post("/v1/chat/completions")
     def chat() -> dict:
