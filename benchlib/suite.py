@@ -11,6 +11,7 @@ A second suite needs no code: only these files.
 
 import itertools
 import json
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, TypeVar
@@ -289,8 +290,14 @@ def _validate(model: type[M], doc: YamlDoc) -> M:
     try:
         return model.model_validate(doc.data)
     except ValidationError as exc:
-        message = describe_validation_error(exc, doc.where, model)
+        message = describe_validation_error(exc, lambda loc: _where(doc, loc), model)
         raise BenchlibError(message) from None
+
+
+def _where(doc: YamlDoc, loc: Sequence[str | int]) -> str:
+    """`path:line` of a field; a one-step prompt version writes step 0's keys at its top."""
+    single = isinstance(doc.data, dict) and "steps" not in doc.data
+    return doc.where(loc[2:] if single and tuple(loc[:2]) == ("steps", 0) else loc)
 
 
 def _load_versions(folder: Path) -> dict[str, PromptVersion]:
