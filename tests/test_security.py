@@ -454,3 +454,27 @@ def test_a_64_mb_unauthenticated_body_costs_the_api_no_memory() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_the_operator_sets_the_policy_in_the_environment(monkeypatch, tmp_path: Path) -> None:
+    from benchlib.api import settings as api_settings
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("BENCHLIB_API_TOKEN", TOKEN)
+    monkeypatch.setenv(
+        api_settings.SUITE_ROOTS_ENV, f"{tmp_path / 'a'}{os.pathsep}{tmp_path / 'b'}"
+    )
+    monkeypatch.setenv(api_settings.ENDPOINTS_ENV, "http://vllm:8000/v1, http://ollama:11434")
+    monkeypatch.setenv(api_settings.KEY_ENVS_ENV, "VLLM_KEY")
+    monkeypatch.setenv(api_settings.MAX_BODY_ENV, "4096")
+    found = ApiSettings.from_env(host="api.internal")
+    assert found.suite_roots == [ROOT / "prompts", tmp_path / "a", tmp_path / "b"]
+    assert found.allowed_endpoints == ["http://vllm:8000/v1", "http://ollama:11434"]
+    assert (found.allowed_key_envs, found.max_body_bytes) == (["VLLM_KEY"], 4096)
+    assert found.allowed_hosts == [*api_settings.LOOPBACK_HOSTS, "api.internal"]
+    assert ApiSettings.from_env(host="0.0.0.0").allowed_hosts == api_settings.LOOPBACK_HOSTS
+    monkeypatch.setenv(api_settings.HOSTS_ENV, "api.example.org")
+    assert ApiSettings.from_env(host="0.0.0.0").allowed_hosts == ["api.example.org"]
+    monkeypatch.setenv(api_settings.MAX_BODY_ENV, "lots")
+    with pytest.raises(BenchlibError, match="max_body_bytes"):
+        ApiSettings.from_env()

@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from benchlib.api.auth import CSRF_HEADER, UNAUTHORIZED, csrf_token, presented, token_matches
-from benchlib.api.settings import ApiSettings
+from benchlib.api.settings import HOSTS_ENV, ApiSettings
 
 CHANGES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MAX_DEPTH = 64
@@ -107,7 +107,11 @@ class Guard:
         allowed = self.settings.allowed_hosts
         host = headers.get("host", "")
         if "*" not in allowed and host_name(host) not in [h.lower() for h in allowed]:
-            raise Refused(400, f"Host header {host[:100]!r} is not one this server answers to")
+            raise Refused(
+                400,
+                f"Host header {host[:100]!r} is not one this server answers to (the operator "
+                f"adds names with {HOSTS_ENV})",
+            )
         if method in CHANGES:
             self._same_origin(headers, host)
         if is_api(path):

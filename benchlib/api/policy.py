@@ -83,10 +83,11 @@ def check_config(config: BenchmarkConfig, settings: ApiSettings) -> None:
                 f"{sorted(settings.allowed_endpoints)} (the operator adds some with "
                 f"{ENDPOINTS_ENV})"
             )
-    if config.openai_api_key_env not in settings.allowed_key_envs:
+    lent = [BenchmarkConfig.model_fields["openai_api_key_env"].default, *settings.allowed_key_envs]
+    if config.openai_api_key_env not in lent:
         raise Forbidden(
             f"openai_api_key_env: {config.openai_api_key_env!r} is not a key variable this server "
-            f"lends {settings.allowed_key_envs} (the operator sets them with {KEY_ENVS_ENV})"
+            f"lends {lent} (the operator adds some with {KEY_ENVS_ENV})"
         )
     if config.local_models:
         raise Forbidden(

@@ -38,8 +38,9 @@ class ApiSettings(BaseModel):
         "store).",
     )
     allowed_key_envs: list[str] = Field(
-        default_factory=lambda: ["OPENAI_API_KEY"],
-        description="Environment variables a request may name as openai_api_key_env.",
+        default_factory=list,
+        description="Environment variables a request may name as openai_api_key_env, besides "
+        "the config's default (OPENAI_API_KEY).",
     )
     allowed_hosts: list[str] = Field(
         default_factory=lambda: list(LOOPBACK_HOSTS),
@@ -85,7 +86,7 @@ class ApiSettings(BaseModel):
                 *(Path(p) for p in os.environ.get(SUITE_ROOTS_ENV, "").split(os.pathsep) if p),
             ],
             "allowed_endpoints": _listed(ENDPOINTS_ENV),
-            "allowed_key_envs": _listed(KEY_ENVS_ENV) or defaults.allowed_key_envs,
+            "allowed_key_envs": _listed(KEY_ENVS_ENV),
             "allowed_hosts": [h for h in hosts if h not in ("", "0.0.0.0", "::")],
             "max_body_bytes": os.environ.get(MAX_BODY_ENV, defaults.max_body_bytes),
         }
