@@ -637,7 +637,7 @@ def serve_api(
     from benchlib.api.app import create_app
     from benchlib.api.settings import ApiSettings
 
-    settings = ApiSettings.from_env(demo)
+    settings = ApiSettings.from_env(demo, host)
     if not settings.token and host not in LOOPBACK:
         raise BenchlibError(f"--demo without a token serves on loopback only, not on {host}")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")

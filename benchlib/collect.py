@@ -113,10 +113,13 @@ def _run_chain(
     for step_index, plan in enumerate(cell.steps):
         try:
             messages = plan.step.render(context)
-        except jinja2.UndefinedError as exc:
+        except jinja2.TemplateRuntimeError as exc:
             reason = (
                 f"step {plan.step.name!r} not run: its template reads what earlier output "
                 f"lacks ({exc})"
+                if isinstance(exc, jinja2.UndefinedError)
+                # The sandbox refused what an output led it to read (a `_` attribute).
+                else f"step {plan.step.name!r} not run: the template sandbox refused it ({exc})"
             )
             candidates.extend(
                 _not_run(cell, index, later, reason) for later in range(step_index, len(cell.steps))

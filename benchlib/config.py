@@ -149,6 +149,17 @@ class BenchmarkConfig(BaseModel):
             raise ValueError(f"duplicate model specs in {value}")
         return value
 
+    @field_validator("experiment")
+    @classmethod
+    def _experiment_is_one_name(cls, value: str) -> str:
+        """The name becomes a folder under BENCHLIB_HOME (MLflow artifacts): it must stay one."""
+        if value in (".", "..") or any(c in "/\\" or not c.isprintable() for c in value):
+            raise ValueError(
+                "expected a name without '/', '\\' or control characters, other than '.' or "
+                "'..' (it names a folder)"
+            )
+        return value
+
     @field_validator("prompts")
     @classmethod
     def _prompts_unique(cls, value: list[str]) -> list[str]:

@@ -23,6 +23,16 @@ class ProviderError(BenchlibError):
     """A model provider refused or failed a request in a way retrying will not fix."""
 
 
+class RemoteAnswer(BenchlibError):
+    """A problem whose message quotes what a remote server answered (e.g. its model list).
+    The CLI prints it whole; the admin API answers with `public` only, so a request cannot
+    read a server's content back through an error."""
+
+    def __init__(self, message: str, public: str):
+        super().__init__(message)
+        self.public = public
+
+
 class NotFound(BenchlibError):
     """The run, fixture or version asked for does not exist (the admin API answers 404)."""
 

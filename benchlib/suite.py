@@ -14,13 +14,16 @@ import json
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 import jinja2
 import jinja2.meta
+import jinja2.nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from jsonschema.exceptions import SchemaError
 from jsonschema.validators import validator_for
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -35,7 +38,32 @@ from benchlib.integrity import check_integrity
 from benchlib.rubric import Rubric
 from benchlib.yamldoc import YamlDoc, read_yaml
 
-_JINJA = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
+# Longest string or list a template may build with `*`: `{{ 'x' * 10**9 }}` would take the
+# worker's memory.
+MAX_PRODUCT = 1_000_000
+
+
+class _SuiteSandbox(ImmutableSandboxedEnvironment):
+    """Suites are data people share: their templates run in Jinja2's sandbox (no attribute
+    starting with `_`, no Python internals, no mutation of what they are given), and may not
+    build huge values with `*` and `**`."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int | float) and abs(right) > 64:
+            raise SecurityError(f"power {right!r} is too large for a template")
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                sized = isinstance(seq, str | list | tuple) and isinstance(times, int)
+                if sized and len(seq) * times > MAX_PRODUCT:
+                    raise SecurityError(
+                        f"`*` would build {len(seq) * times} items, more than {MAX_PRODUCT}"
+                    )
+        return super().call_binop(context, operator, left, right)
+
+
+_JINJA = _SuiteSandbox(undefined=jinja2.StrictUndefined, keep_trailing_newline=False)
 
 
 @cache
@@ -140,6 +168,41 @@ def output_fields(schema: dict[str, Any]) -> set[str]:
     return set(schema.get("properties", {}))
 
 
+def _unsafe_names(tree: jinja2.nodes.Template) -> list[tuple[str, int]]:
+    """(name, line) of every attribute or key starting with `_` the template names: Python's
+    internals (`__class__`, `__globals__`) are reached that way. The sandbox refuses them at
+    render time too; this says so when the suite loads, before anything runs."""
+    found = [(node.attr, node.lineno) for node in tree.find_all(jinja2.nodes.Getattr)]
+    found += [
+        (node.arg.value, node.lineno)
+        for node in tree.find_all(jinja2.nodes.Getitem)
+        if isinstance(node.arg, jinja2.nodes.Const) and isinstance(node.arg.value, str)
+    ]
+    found += [
+        (arg.value, node.lineno)
+        for node in tree.find_all(jinja2.nodes.Filter)
+        if node.name == "attr"
+        for arg in node.args
+        if isinstance(arg, jinja2.nodes.Const) and isinstance(arg.value, str)
+    ]
+    return sorted((name, line) for name, line in found if name.startswith("_"))
+
+
+def check_template(text: str) -> str:
+    """The template, if it parses and reads no `_` attribute; else a ValueError naming the
+    name and the template's line."""
+    unsafe = _unsafe_names(_JINJA.parse(text))
+    if unsafe:
+        where = ", ".join(f"{name!r} at line {line} of the template" for name, line in unsafe)
+        raise ValueError(
+            f"unsafe template: reads {where}; templates may not read names starting with `_`"
+        )
+    return text
+
+
+SafeTemplate = Annotated[str, AfterValidator(check_template)]
+
+
 class Step(BaseModel):
     """One prompt of a chain. Its templates see the scenario's variables and `steps`, the
     parsed outputs of the steps before it (`{{ steps.bull.thesis }}`)."""
@@ -147,8 +210,8 @@ class Step(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = "output"
-    system: str = ""
-    user: str
+    system: SafeTemplate = ""
+    user: SafeTemplate
     structured_output: bool = Field(
         False, description="Ask the server to constrain decoding to this step's output schema."
     )

@@ -48,8 +48,12 @@ APP = create_app(ApiSettings(token=TOKEN))
 ROUTES = [route for route in routes_of(APP) if route not in PUBLIC]
 
 
+# Model endpoints the tests' requests name, allowed as an operator allows them.
+UNREACHABLE = ["http://127.0.0.1:9/v1", "http://127.0.0.1:9"]
+
+
 @pytest.fixture(scope="module")
-def api(prefect_api: str) -> Iterator[str]:
+def api(prefect_api: str, llm_url: str) -> Iterator[str]:
     """The app on loopback, on a real Prefect server with a deployment nobody serves: flow runs
     it creates stay Scheduled, nothing executes."""
     from flows.benchmark import benchmark
@@ -57,7 +61,12 @@ def api(prefect_api: str) -> Iterator[str]:
     saved = os.environ.get("PREFECT_API_URL")
     os.environ["PREFECT_API_URL"] = prefect_api  # the server's threads read the environment
     benchmark.to_deployment(name=FUZZ.split("/")[1]).apply()
-    settings = ApiSettings(token=TOKEN, deployment=FUZZ, prefect_api_url=prefect_api)
+    settings = ApiSettings(
+        token=TOKEN,
+        deployment=FUZZ,
+        prefect_api_url=prefect_api,
+        allowed_endpoints=[f"{llm_url}/v1", *UNREACHABLE],
+    )
     with serve_app(create_app(settings), "/api/health") as url:
         yield url
     if saved is None:
@@ -135,7 +144,7 @@ def test_a_bad_config_is_refused_with_the_cli_message_and_nothing_starts(api: st
     for body, expected in (
         ({"n_candidates": 0}, "n_candidates: Input should be greater than or equal to 1 (got 0)"),
         ({"models": ["gpt4"]}, "'gpt4' is not a model spec"),
-        ({"suite": "/no/such/suite"}, "/no/such/suite: not a suite folder (no suite.yaml)"),
+        ({"suite": "prompts/no-such-suite"}, "prompts/no-such-suite: not a suite folder"),
         ({"colour": "red"}, "colour: Extra inputs are not permitted"),
         ({"run_id": "../x"}, "run_id: String should match pattern"),
     ):
@@ -151,7 +160,8 @@ def test_without_prefect_a_trigger_says_so_before_asking_the_models() -> None:
     """The service's own set-up is checked first: a model server that is down (the preflight
     would say so, slowly) is not what an admin without PREFECT_API_URL needs to hear."""
     body = {"models": ["openai:smollm2"], "openai_base_url": "http://127.0.0.1:9/v1"}
-    with serve_app(create_app(ApiSettings(token=TOKEN)), "/api/health") as url:
+    settings = ApiSettings(token=TOKEN, allowed_endpoints=UNREACHABLE)
+    with serve_app(create_app(settings), "/api/health") as url:
         reply = httpx.post(f"{url}/api/runs", json=body, headers=RIGHT, timeout=60)
     assert reply.status_code == 503, reply.text
     assert "PREFECT_API_URL" in reply.json()["detail"]

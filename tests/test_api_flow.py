@@ -20,12 +20,12 @@ from tests.conftest import ROOT
 from tests.support.browser import launch, needs_chromium
 from tests.support.prefect import serve_deployment, wait_for
 
-TOKEN = "flow-test-token"
+TOKEN = "flow-test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture(scope="module")
-def api(prefect_api: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def api(prefect_api: str, llm_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("api-flow")
     with serve_deployment(prefect_api, "api-test", folder / "serve.log") as deployment:
         port = free_port()
@@ -34,6 +34,7 @@ def api(prefect_api: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             BENCHLIB_API_TOKEN=TOKEN,
             BENCHLIB_API_DEPLOYMENT=deployment,
             PREFECT_API_URL=prefect_api,
+            BENCHLIB_API_ALLOWED_ENDPOINTS=f"{llm_url}/v1",
         )
         log = (folder / "api.log").open("w")
         command = [sys.executable, "-m", "benchlib.cli", "api", "--port", str(port)]

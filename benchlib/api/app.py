@@ -19,8 +19,17 @@ from starlette.responses import Response
 
 from benchlib.api import experiments, fixtures, judging, pages, runs
 from benchlib.api.auth import TOKEN_ENV, LoginRequired, require_token
+from benchlib.api.guard import Guard
+from benchlib.api.policy import Forbidden
 from benchlib.api.settings import ApiSettings
-from benchlib.errors import BenchlibError, Conflict, NotFound, Unavailable, describe_errors
+from benchlib.errors import (
+    BenchlibError,
+    Conflict,
+    NotFound,
+    RemoteAnswer,
+    Unavailable,
+    describe_errors,
+)
 
 log = logging.getLogger("benchlib.api")
 
@@ -32,9 +41,13 @@ class Problem(BaseModel):
 ERRORS: dict[int | str, dict] = {
     code: {"model": Problem, "description": what}
     for code, what in (
+        (400, "A Host header this server does not answer to"),
         (401, "Missing or wrong token"),
+        (403, "Not allowed by the server's settings (suite roots, endpoints), or cross-site"),
         (404, "No such run or fixture"),
         (409, "Conflicts with the current state"),
+        (413, "Request body too large"),
+        (415, "Request body not JSON"),
         (422, "Invalid input; the message names each field and value"),
         (503, "Prefect cannot be reached, or lacks the deployment"),
     )
@@ -42,6 +55,7 @@ ERRORS: dict[int | str, dict] = {
 
 
 STATUS: dict[type[BenchlibError], int] = {
+    Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
     Unavailable: 503,
@@ -80,12 +94,15 @@ def create_app(settings: ApiSettings) -> FastAPI:
     )
     app.state.settings = settings
     app.add_middleware(_HideUnexpected)
+    app.add_middleware(Guard, settings=settings)  # the outermost: before anything is parsed
 
     @app.exception_handler(BenchlibError)
     async def user_error(_: Request, exc: BenchlibError) -> JSONResponse:
-        """The CLI's message; the status says which kind (bad input when nothing finer)."""
+        """The CLI's message (without what a remote server answered); the status says which
+        kind (bad input when nothing finer)."""
         status = next(code for kind, code in STATUS.items() if isinstance(exc, kind))
-        return JSONResponse({"detail": str(exc)}, status_code=status)
+        detail = exc.public if isinstance(exc, RemoteAnswer) else str(exc)
+        return JSONResponse({"detail": detail}, status_code=status)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,9 +1,10 @@
 """Fixtures (stored scenarios): create, list, get, update (a new version), delete (soft)."""
 
+import math
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from benchlib import fixtures
 from benchlib.records import Fixture
@@ -13,9 +14,28 @@ router = APIRouter(tags=["fixtures"])
 NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 Suite = Annotated[str, Path(pattern=NAME, description="The suite's name (suite.yaml `name`).")]
 ScenarioId = Annotated[str, Path(pattern=NAME)]
+
+
+def _finite(value: Any, where: str = "vars") -> Any:
+    """NaN and Infinity (Python's JSON reader takes them) are not numbers JSON can store."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where} = {value!r}: expected a finite number")
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
+    for key, item in items:
+        _finite(item, f"{where}.{key}")
+    return value
+
+
 Vars = Annotated[
     dict[str, Any],
     Field(min_length=1, description="The scenario's variables, as the templates read them."),
+    AfterValidator(_finite),
 ]
 
 

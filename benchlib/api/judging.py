@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from benchlib import judging, orchestration, reports
+from benchlib.api.policy import RunId
 from benchlib.runs import get_run
 
 router = APIRouter(tags=["judging"])
@@ -19,7 +20,7 @@ class Pending(judging.JudgeFile):
 
 
 class Submission(BaseModel):
-    judge: str = Field(description="Who judged (a name or an id).")
+    judge: str = Field(min_length=1, max_length=200, description="Who judged (a name or an id).")
     items: list[judging.Scored] = Field(description="Scores per item, as in a judge file.")
 
 
@@ -40,7 +41,7 @@ class Resumed(BaseModel):
 
 
 @router.get("/runs/{run_id}/judging")
-def pending_items(run_id: str, judge: Annotated[str, Query(max_length=200)] = "") -> Pending:
+def pending_items(run_id: RunId, judge: Annotated[str, Query(max_length=200)] = "") -> Pending:
     """The rubric and the blind items nobody has judged yet, or that `judge` has not."""
     run = get_run(run_id)
     everything = judging.judge_items(run)
@@ -50,7 +51,7 @@ def pending_items(run_id: str, judge: Annotated[str, Query(max_length=200)] = ""
 
 
 @router.post("/runs/{run_id}/judgements")
-def submit_judgements(run_id: str, submission: Submission) -> Applied:
+def submit_judgements(run_id: RunId, submission: Submission) -> Applied:
     """Validated like `benchlib judge apply` (every problem listed, nothing applied if any);
     a completed run's leaderboard is refreshed."""
     run = get_run(run_id)
@@ -60,7 +61,7 @@ def submit_judgements(run_id: str, submission: Submission) -> Applied:
 
 
 @router.post("/runs/{run_id}/resume")
-def resume(run_id: str, body: Resume) -> Resumed:
+def resume(run_id: RunId, body: Resume) -> Resumed:
     """Continue the flow run waiting for judges (409 when it is not waiting)."""
     run = get_run(run_id)
     flow_run_id = orchestration.resume_run(run, body.approve)

@@ -6,7 +6,8 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from benchlib import judging, reports, runs
-from benchlib.api.auth import COOKIE, require_page_token, token_ok
+from benchlib.api.auth import COOKIE, csrf_token, require_page_token, token_ok
+from benchlib.api.policy import RunId
 from benchlib.reports import TEMPLATES
 
 router = APIRouter(include_in_schema=False)
@@ -45,13 +46,20 @@ def runs_page() -> HTMLResponse:
 
 
 @router.get("/runs/{run_id}/judge", dependencies=authed)
-def judge_page(run_id: str) -> HTMLResponse:
+def judge_page(request: Request, run_id: RunId) -> HTMLResponse:
+    """Its script sends the CSRF token with the judgements (the cookie alone is not enough)."""
     run = runs.get_run(run_id)
-    return _page("judge.html.j2", run=run, rubric=judging.rubric_of(run))
+    token = request.app.state.settings.token
+    return _page(
+        "judge.html.j2",
+        run=run,
+        rubric=judging.rubric_of(run),
+        csrf=csrf_token(token) if token else "",
+    )
 
 
 @router.get("/runs/{run_id}/leaderboard", dependencies=authed)
-def leaderboard_page(run_id: str) -> HTMLResponse:
+def leaderboard_page(run_id: RunId) -> HTMLResponse:
     """The report `benchlib report RUN --html` writes: table, heatmap, interval bars."""
     run = runs.get_run(run_id)
     return HTMLResponse(reports.render_html(run, reports.current_leaderboard(run)))

@@ -1,5 +1,6 @@
 """Runs: trigger a benchmark (a flow run of the deployment), list, follow, read results."""
 
+import json
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -10,12 +11,15 @@ from pydantic import BaseModel, Field
 
 from benchlib import orchestration, reports
 from benchlib import runs as records
+from benchlib.api import policy
+from benchlib.api.policy import RunId, check_bounds
 from benchlib.api.settings import ApiSettings, Settings
 from benchlib.config import BenchmarkConfig, build_config, comma_list
 from benchlib.errors import BenchlibError, NotFound, Unavailable
 from benchlib.records import Run, RunStatus
 
 router = APIRouter(tags=["runs"])
+Filter = Annotated[str | None, Query(max_length=200)]
 
 
 class Links(BaseModel):
@@ -129,16 +133,22 @@ async def trigger_run(request: Request, settings: Settings) -> Triggered:
     defaults). It is validated as `benchlib run` validates it, with the same messages (suite,
     scorers, models reachable and within the size limit); nothing starts when it is invalid."""
     try:
-        values = await request.json()
-    except ValueError:
-        raise BenchlibError("request body: not JSON; send a config object") from None
+        values = json.loads(await request.body(), parse_constant=_no_constant)
+    except ValueError as exc:
+        raise BenchlibError(f"request body: not JSON ({exc}); send a config object") from None
     if not isinstance(values, dict):
         raise BenchlibError(f"request body: expected a config object, got {type(values).__name__}")
+    check_bounds(values)
     return await run_in_threadpool(_trigger, values, settings)
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def _trigger(values: dict[str, Any], settings: ApiSettings) -> Triggered:
     config = build_config({"run_id": records.new_run_id(), **values}, "request body")
+    policy.check_config(config, settings)
     if not settings.prefect_api_url:  # before the preflight, which asks every model server
         raise Unavailable("no Prefect server: start the API with PREFECT_API_URL set")
     records.check_run(config, config.run_id)
@@ -153,10 +163,10 @@ def _trigger(values: dict[str, Any], settings: ApiSettings) -> Triggered:
 
 @router.get("/runs")
 def list_runs(
-    experiment: str | None = None,
-    model: str | None = None,
-    prompt: str | None = None,
-    provider: str | None = None,
+    experiment: Filter = None,
+    model: Filter = None,
+    prompt: Filter = None,
+    provider: Filter = None,
     status: RunStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> list[RunSummary]:
@@ -173,7 +183,7 @@ def _state(flow_run: FlowRun | None) -> str | None:
 
 
 @router.get("/runs/{run_id}")
-def get_run(run_id: str, settings: Settings) -> RunDetail:
+def get_run(run_id: RunId, settings: Settings) -> RunDetail:
     """Status, progress and links. A run triggered but not yet planned by its flow is
     `pending`; one whose flow run ended before recording it is `failed`."""
     try:
@@ -273,13 +283,13 @@ def get_cells(
 
 
 @router.get("/runs/{run_id}/leaderboard")
-def get_leaderboard(run_id: str) -> dict[str, Any]:
+def get_leaderboard(run_id: RunId) -> dict[str, Any]:
     """The JSON `benchlib leaderboard RUN --json` writes (as last published, else computed)."""
     return reports.current_leaderboard(records.get_run(run_id))
 
 
 @router.get("/runs/{run_id}/eval-report")
-def get_eval_report(run_id: str) -> dict[str, Any]:
+def get_eval_report(run_id: RunId) -> dict[str, Any]:
     """The JSON `benchlib compare --eval-report` writes (runs compared with a baseline)."""
     run = records.get_run(run_id)
     if run.eval_report is None:

@@ -61,7 +61,14 @@ class OllamaProvider(Provider):
             raise BenchlibError(
                 f"{self.spec}: Ollama /api/show answered HTTP {response.status_code}"
             )
-        show = response.json()
+        try:
+            show = response.json()
+        except ValueError:
+            show = None
+        if not isinstance(show, dict):
+            raise BenchlibError(
+                f"{self.spec}: Ollama /api/show did not answer a JSON object; is ollama_url right?"
+            )
         count = (show.get("model_info") or {}).get("general.parameter_count")
         size_b = (
             count / 1e9

@@ -5,7 +5,7 @@ from typing import Any, ClassVar
 
 import httpx
 
-from benchlib.errors import BenchlibError
+from benchlib.errors import BenchlibError, RemoteAnswer
 from benchlib.modelspec import ModelSpec
 from benchlib.providers.base import (
     AttemptBudget,
@@ -59,7 +59,16 @@ class OpenAIProvider(Provider):
             raise BenchlibError(
                 f"{self.spec}: {self.base_url}/models answered HTTP {response.status_code}"
             )
-        return response.json().get("data", [])
+        try:
+            models = response.json().get("data", [])
+        except (ValueError, AttributeError):
+            models = None
+        if not isinstance(models, list) or not all(isinstance(m, dict) for m in models):
+            raise BenchlibError(
+                f"{self.spec}: {self.base_url}/models did not answer an OpenAI model list "
+                "(a JSON object with a `data` list); is openai_base_url right?"
+            )
+        return models
 
     def preflight(self) -> ModelInfo:
         models = self._models()
@@ -69,10 +78,9 @@ class OpenAIProvider(Provider):
                 known.setdefault(alias, entry)
         entry = known.get(self.spec.model)
         if entry is None:
-            raise BenchlibError(
-                f"{self.spec}: unknown model {self.spec.model!r} at {self.base_url}: "
-                f"expected one of {sorted(m.get('id') for m in models)}"
-            )
+            unknown = f"{self.spec}: unknown model {self.spec.model!r} at {self.base_url}"
+            served = sorted(str(m.get("id")) for m in models)
+            raise RemoteAnswer(f"{unknown}: expected one of {served}", public=unknown)
         return ModelInfo(spec=str(self.spec), size_b=size_b_from_meta(entry))
 
     def chat(

@@ -32,3 +32,21 @@ def serve_app(app, health_path: str = "/") -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def make_attacker_app(model_ids: list[str]):
+    """An "attacker" OpenAI-compatible server: it records the Authorization header of every
+    request it receives (the list returned) and answers /v1/models with `model_ids`."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    seen: list[str | None] = []
+
+    async def anything(request: Request) -> JSONResponse:
+        seen.append(request.headers.get("authorization"))
+        return JSONResponse({"object": "list", "data": [{"id": m} for m in model_ids]})
+
+    app = Starlette(routes=[Route("/{path:path}", anything, methods=["GET", "POST"])])
+    return app, seen
