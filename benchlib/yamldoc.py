@@ -2,8 +2,14 @@
 
 People hand-edit config and suite files; "rubric.yaml:41: criteria.1.levels: ..." is found in
 seconds, a bare field path in a 200-line file is not.
+
+Every YAML file benchlib reads comes through `read_yaml`, so the rules for a file that is not a
+sensible document live here once: only regular files of bounded size are opened, an empty
+document is an error (not silently the defaults), a key given twice is an error naming both
+lines, and aliases may not expand a document beyond a bounded number of nodes.
 """
 
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +20,8 @@ import yaml
 from benchlib.errors import BenchlibError
 
 Loc = Sequence[str | int]
+MAX_BYTES = 10 * 1024 * 1024
+MAX_NODES = 100_000  # after alias expansion: a "billion laughs" document is refused
 
 
 @dataclass(frozen=True)
@@ -37,17 +45,60 @@ class YamlDoc:
         return f"{self.path}:{line}" if line else str(self.path)
 
 
-def _index_lines(node: yaml.Node, loc: tuple[str, ...], lines: dict[tuple[str, ...], int]) -> None:
+def _index_lines(
+    path: Path, node: yaml.Node, loc: tuple[str, ...], lines: dict[tuple[str, ...], int]
+) -> None:
     if isinstance(node, yaml.MappingNode):
+        seen: dict[tuple[str, str], int] = {}
         for key_node, value_node in node.value:
             key = (*loc, str(key_node.value))
-            lines.setdefault(key, key_node.start_mark.line + 1)
-            _index_lines(value_node, key, lines)
+            line = key_node.start_mark.line + 1
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                name = (key_node.tag, key_node.value)
+                if name in seen:
+                    raise BenchlibError(
+                        f"{path}:{line}: {'.'.join(key)}: duplicate key (first given at line "
+                        f"{seen[name]}): expected each key once"
+                    )
+                seen[name] = line
+            lines.setdefault(key, line)
+            _index_lines(path, value_node, key, lines)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             key = (*loc, str(index))
             lines[key] = item.start_mark.line + 1
-            _index_lines(item, key, lines)
+            _index_lines(path, item, key, lines)
+
+
+def _check_size(path: Path, root: yaml.Node) -> None:
+    """Count the nodes the document has once its aliases are expanded, without expanding
+    them (each shared node is counted once and its size reused)."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        known = sizes.get(id(node))
+        if known == -1:
+            raise BenchlibError(
+                f"{path}:{node.start_mark.line + 1}: an alias refers to a node that contains "
+                "it (a recursive document): expected plain data"
+            )
+        if known is not None:
+            return known
+        sizes[id(node)] = -1
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            total += sum(size(key) + size(value) for key, value in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            total += sum(size(item) for item in node.value)
+        if total > MAX_NODES:
+            raise BenchlibError(
+                f"{path}:{node.start_mark.line + 1}: the document expands (through its aliases) "
+                f"to more than {MAX_NODES:,} values: expected at most that"
+            )
+        sizes[id(node)] = total
+        return total
+
+    size(root)
 
 
 def _syntax_error(exc: yaml.MarkedYAMLError) -> str:
@@ -62,28 +113,67 @@ def _syntax_error(exc: yaml.MarkedYAMLError) -> str:
     return f"{line}: not valid YAML: {exc.problem}{column}{started}"
 
 
-def read_yaml(path: Path, what: str = "file") -> YamlDoc:
-    """Parse `path`; a missing file or a syntax error is a BenchlibError with the line."""
+def _read_text(path: Path, what: str) -> str:
+    """The file's text, refused before it is opened when it is not a regular file (a FIFO
+    blocks forever, /dev/zero never ends) and before it is read when it is too large."""
     try:
-        text = path.read_text(encoding="utf-8")
+        info = path.stat()
     except FileNotFoundError:
         raise BenchlibError(f"{path}: {what} not found") from None
-    except IsADirectoryError:
-        raise BenchlibError(f"{path}: expected a {what}, found a folder") from None
+    except OSError as exc:  # ELOOP (a symlink loop), EACCES on a parent, a name too long...
+        raise BenchlibError(f"{path}: cannot read the {what}: {exc.strerror}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise BenchlibError(f"{path}: expected a {what}, found a folder")
+    if not stat.S_ISREG(info.st_mode):
+        raise BenchlibError(
+            f"{path}: expected a {what} (a regular file), found {_kind(info.st_mode)}"
+        )
+    if info.st_size > MAX_BYTES:
+        raise BenchlibError(
+            f"{path}: {what} is {info.st_size:,} bytes: expected at most {MAX_BYTES:,}"
+        )
+    try:
+        with path.open("rb") as stream:
+            raw = stream.read(MAX_BYTES + 1)  # the file may have grown since stat
+    except OSError as exc:
+        raise BenchlibError(f"{path}: cannot read the {what}: {exc.strerror}") from None
+    if len(raw) > MAX_BYTES:
+        raise BenchlibError(f"{path}: {what} is over {MAX_BYTES:,} bytes")
+    try:
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BenchlibError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+
+
+def _kind(mode: int) -> str:
+    kinds = (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    return next((name for test, name in kinds if test(mode)), "a special file")
+
+
+def read_yaml(path: Path, what: str = "file") -> YamlDoc:
+    """Parse `path`; a missing, special, empty or oversized file, a syntax error, a duplicate
+    key or an alias bomb is a BenchlibError with the file (and line)."""
+    text = _read_text(path, what)
     loader = yaml.SafeLoader(text)  # one parse gives both the nodes (lines) and the data
     try:
         node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
+        if node is None:
+            raise BenchlibError(f"{path}: the {what} is empty: expected a YAML document")
+        _check_size(path, node)
+        lines: dict[tuple[str, ...], int] = {(): node.start_mark.line + 1}
+        _index_lines(path, node, (), lines)
+        data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         raise BenchlibError(f"{path}{_syntax_error(exc)}") from None
     except yaml.YAMLError as exc:
         raise BenchlibError(f"{path}: not valid YAML: {exc}") from None
+    except RecursionError:
+        raise BenchlibError(f"{path}: nested too deeply: expected plain data") from None
     finally:
         loader.dispose()
-    lines: dict[tuple[str, ...], int] = {}
-    if node is not None:
-        lines[()] = node.start_mark.line + 1
-        _index_lines(node, (), lines)
     return YamlDoc(path=path, text=text, data=data, node=node, lines=lines)

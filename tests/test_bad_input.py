@@ -55,6 +55,7 @@ class Case(BaseModel):
     config: str = ""
     args: str = ""
     edits: list[dict[str, Any]] = []
+    env: dict[str, str] = {}
     expected: list[str] = Field(min_length=1)
 
     def argv(self, values: dict[str, str]) -> list[str]:
@@ -109,6 +110,28 @@ def apply_edit(edit: dict[str, Any], suite: Path, values: dict[str, str]) -> Non
                 s.get(Fixture, fixture.id).vars = changed
         case {"judge_text": text}:
             Path(values["judge"]).write_text(text)
+        case {"judge_set": changes}:
+            apply_edit({"judge_scores": {}}, suite, values)
+            path = Path(values["judge"])
+            data = json.loads(path.read_text())
+            for dotted, value in changes.items():
+                *parents, last = [int(k) if k.isdigit() else k for k in dotted.split(".")]
+                target = data
+                for key in parents:
+                    target = target[key]
+                target[last] = Template(value).substitute(values) if isinstance(value, str) else value
+            path.write_text(json.dumps(data))
+        case {"tmp_file": [name, text]}:
+            Path(values["tmp"], name).write_text(text)
+        case {"tmp_sparse": [name, size]}:
+            with Path(values["tmp"], name).open("wb") as stream:
+                stream.truncate(size)
+        case {"tmp_fifo": name}:
+            os.mkfifo(Path(values["tmp"], name))
+        case {"tmp_symlink": [name, target]}:
+            Path(values["tmp"], name).symlink_to(Path(values["tmp"], target))
+        case {"claim": run_id}:
+            runs.claim_run_id(run_id)
         case _:
             raise ValueError(f"unknown edit {edit}")
 
@@ -119,11 +142,13 @@ def squeezed(text: str) -> str:
     return re.sub(r"[\s│]+", "", text)
 
 
-def invoke(*args: str) -> tuple[int, str, str]:
-    """`benchlib ARGS` through the console script's entry point: exit code, stdout, stderr."""
+def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """`benchlib ARGS` through the console script's entry point (with `env` added to the
+    environment): exit code, stdout, stderr."""
     out, err = io.StringIO(), io.StringIO()
     saved_argv, saved_env = sys.argv, dict(os.environ)
     sys.argv = ["benchlib", *args]
+    os.environ.update(env or {})
     try:
         with redirect_stdout(out), redirect_stderr(err):
             main()
@@ -178,6 +203,7 @@ def prepare(case: Case, servers: dict[str, str], tmp_path: Path) -> dict[str, st
         "config": str(tmp_path / "bench.yaml"),
         "judge": str(tmp_path / "judge.json"),
         "tmp": str(tmp_path),
+        "long": "x" * 50_000,
     }
     if case.config:
         Path(values["config"]).write_text(Template(case.config).substitute(values))
@@ -191,8 +217,9 @@ def test_bad_input_exits_2_naming_what_is_wrong_and_writes_nothing(
     case: Case, servers: dict[str, str], tmp_path: Path
 ) -> None:
     values = prepare(case, servers, tmp_path)
+    env = {key: Template(value).substitute(values) for key, value in case.env.items()}
     before = snapshot()
-    code, _, err = invoke(*case.argv(values))
+    code, _, err = invoke(*case.argv(values), env=env)
     assert code == 2, err
     for fragment in case.expected:
         assert squeezed(Template(fragment).substitute(values)) in squeezed(err)
