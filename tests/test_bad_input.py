@@ -119,7 +119,9 @@ def apply_edit(edit: dict[str, Any], suite: Path, values: dict[str, str]) -> Non
                 target = data
                 for key in parents:
                     target = target[key]
-                target[last] = Template(value).substitute(values) if isinstance(value, str) else value
+                target[last] = (
+                    Template(value).substitute(values) if isinstance(value, str) else value
+                )
             path.write_text(json.dumps(data))
         case {"tmp_file": [name, text]}:
             Path(values["tmp"], name).write_text(text)
