@@ -568,7 +568,7 @@ def judge_apply(
     resume: bool = typer.Option(False, help="Then continue the suspended flow run (approve)."),
 ) -> None:
     """Validate the whole file, then record its judgements in one transaction (idempotent)."""
-    run_id, counts = judging.apply_file(file.read_text(), str(file))
+    run_id, counts = judging.apply_file(files.read_text(file, "judge file"), str(file))
     console.print(
         f"run {run_id}: {counts['added']} added, {counts['updated']} updated, "
         f"{counts['unchanged']} unchanged"

@@ -46,7 +46,7 @@ def _created(path: Path) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
-        raise BenchlibError(f"{HOME_ENV}: {path} is a file: expected a folder") from None
+        raise _home_is_a_file(path) from None
     except OSError as exc:
         raise BenchlibError(
             f"{HOME_ENV}: {path} cannot be created: {exc.strerror}: expected a folder this "
@@ -59,6 +59,10 @@ def _created(path: Path) -> Path:
             f"{HOME_ENV}: {path} is not writable: expected a folder this user can write"
         )
     return path
+
+
+def _home_is_a_file(path: Path) -> BenchlibError:
+    return BenchlibError(f"{HOME_ENV}: {path} is a file: expected a folder")
 
 
 def home_path() -> Path:
@@ -82,7 +86,10 @@ def database_file() -> Path | None:
     creating the home."""
     url = os.environ.get(DATABASE_URL_ENV)
     if not url:
-        return home_path() / "benchlib.db"
+        folder = home_path()
+        if folder.exists() and not folder.is_dir():
+            raise _home_is_a_file(folder)
+        return folder / "benchlib.db"
     path = url.partition("///")[2] if url.startswith("sqlite") else ""
     return Path(path) if path and path != ":memory:" else None
 

@@ -68,9 +68,13 @@ def experiment_id(uri: str, name: str) -> str:
 
 
 def metric_name(name: str) -> str:
-    """`name` with every character MLflow refuses in a metric name (model ids carry `@`, say)
-    made `_`: one refused name would fail the whole update, again at every retry."""
-    return re.sub(r"[^\w\-. :/]", "_", name)
+    """`name` as MLflow takes it: every character it refuses in a metric name (model ids carry
+    `@`, say) made `_`, and no path part empty, `.` or `..` (MLflow refuses a name that a
+    path normalisation would change). One refused name fails the whole update, again at every
+    retry; this is applied as the update is pushed, so entries queued before are mended too."""
+    cleaned = re.sub(r"[^\w\-. :/]", "_", name)
+    parts = cleaned.split("/")
+    return "/".join(part if part.strip(".") else part.replace(".", "_") or "_" for part in parts)
 
 
 def _now_ms() -> int:

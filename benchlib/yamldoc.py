@@ -4,12 +4,12 @@ People hand-edit config and suite files; "rubric.yaml:41: criteria.1.levels: ...
 seconds, a bare field path in a 200-line file is not.
 
 Every YAML file benchlib reads comes through `read_yaml`, so the rules for a file that is not a
-sensible document live here once: only regular files of bounded size are opened, an empty
+sensible document live here once: only regular files of bounded size are read (files.read_text,
+which judge files share), an empty
 document is an error (not silently the defaults), a key given twice is an error naming both
 lines, and aliases may not expand a document beyond a bounded number of nodes.
 """
 
-import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,10 +17,11 @@ from typing import Any
 
 import yaml
 
+from benchlib import files
 from benchlib.errors import BenchlibError
 
 Loc = Sequence[str | int]
-MAX_BYTES = 10 * 1024 * 1024
+NULL = "tag:yaml.org,2002:null"
 MAX_NODES = 100_000  # after alias expansion: a "billion laughs" document is refused
 
 
@@ -113,56 +114,14 @@ def _syntax_error(exc: yaml.MarkedYAMLError) -> str:
     return f"{line}: not valid YAML: {exc.problem}{column}{started}"
 
 
-def _read_text(path: Path, what: str) -> str:
-    """The file's text, refused before it is opened when it is not a regular file (a FIFO
-    blocks forever, /dev/zero never ends) and before it is read when it is too large."""
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise BenchlibError(f"{path}: {what} not found") from None
-    except OSError as exc:  # ELOOP (a symlink loop), EACCES on a parent, a name too long...
-        raise BenchlibError(f"{path}: cannot read the {what}: {exc.strerror}") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise BenchlibError(f"{path}: expected a {what}, found a folder")
-    if not stat.S_ISREG(info.st_mode):
-        raise BenchlibError(
-            f"{path}: expected a {what} (a regular file), found {_kind(info.st_mode)}"
-        )
-    if info.st_size > MAX_BYTES:
-        raise BenchlibError(
-            f"{path}: {what} is {info.st_size:,} bytes: expected at most {MAX_BYTES:,}"
-        )
-    try:
-        with path.open("rb") as stream:
-            raw = stream.read(MAX_BYTES + 1)  # the file may have grown since stat
-    except OSError as exc:
-        raise BenchlibError(f"{path}: cannot read the {what}: {exc.strerror}") from None
-    if len(raw) > MAX_BYTES:
-        raise BenchlibError(f"{path}: {what} is over {MAX_BYTES:,} bytes")
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BenchlibError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-
-
-def _kind(mode: int) -> str:
-    kinds = (
-        (stat.S_ISFIFO, "a FIFO"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISSOCK, "a socket"),
-    )
-    return next((name for test, name in kinds if test(mode)), "a special file")
-
-
 def read_yaml(path: Path, what: str = "file") -> YamlDoc:
     """Parse `path`; a missing, special, empty or oversized file, a syntax error, a duplicate
     key or an alias bomb is a BenchlibError with the file (and line)."""
-    text = _read_text(path, what)
+    text = files.read_text(path, what)
     loader = yaml.SafeLoader(text)  # one parse gives both the nodes (lines) and the data
     try:
         node = loader.get_single_node()
-        if node is None:
+        if node is None or node.tag == NULL:  # `---`, `~` or `null` alone: empty too
             raise BenchlibError(f"{path}: the {what} is empty: expected a YAML document")
         _check_size(path, node)
         lines: dict[tuple[str, ...], int] = {(): node.start_mark.line + 1}
