@@ -192,6 +192,8 @@ def run(
                 result = benchmark(**config.model_dump())
         finally:
             unsubscribe()
+            if config.run_id:
+                runs.release_run_id(config.run_id)
     print_leaderboard(result["run_id"], result["leaderboard"])
     run = runs.get_run(result["run_id"])
     _print_where(run)

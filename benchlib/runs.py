@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pydantic import BaseModel
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import col, delete, select
 
 from benchlib import bounds, db, events, fixtures, tracking_outbox
 from benchlib.config import BenchmarkConfig
@@ -108,6 +108,13 @@ def claim_run_id(run_id: str) -> None:
             s.add(RunClaim(run_id=run_id))
     except IntegrityError:
         raise _taken(run_id) from None
+
+
+def release_run_id(run_id: str) -> None:
+    """Drop the claim once the run's flow has ended: the run's own row keeps the id taken if it
+    was recorded, and a run that failed before that leaves the id free to use again."""
+    with session() as s:
+        s.exec(delete(RunClaim).where(RunClaim.run_id == run_id))
 
 
 def plan_run(config: BenchmarkConfig, flow_run_id: str | None = None) -> RunPlan:

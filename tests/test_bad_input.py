@@ -339,8 +339,9 @@ def bad_config(draw: st.DrawFn) -> tuple[str, list[str]]:
         shown = "" if isinstance(value, float) else repr(value)
         return base + yaml.safe_dump({name: value}), [":2:", f"{name}:", f"(got {shown}"]
     if kind == "empty":
-        blank = st.sampled_from(["", "\n", "   \n", "# a comment\n", "---\n", "~\n", "null\n"])
-        return "".join(draw(st.lists(blank, max_size=4))) or "\n", ["is empty"]
+        blank = st.lists(st.sampled_from(["\n", "   \n", "# a comment\n"]), max_size=4)
+        nothing = st.sampled_from(["", "---\n", "~\n", "null\n", "--- ~\n", "...\n"])
+        return "".join(draw(blank)) + draw(nothing), ["is empty"]
     if kind == "duplicate":
         name = draw(st.sampled_from(sorted(BenchmarkConfig.model_fields)))
         gap = draw(st.integers(0, 3))
