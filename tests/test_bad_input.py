@@ -340,7 +340,7 @@ def bad_config(draw: st.DrawFn) -> tuple[str, list[str]]:
         return base + yaml.safe_dump({name: value}), [":2:", f"{name}:", f"(got {shown}"]
     if kind == "empty":
         blank = st.lists(st.sampled_from(["\n", "   \n", "# a comment\n"]), max_size=4)
-        nothing = st.sampled_from(["", "---\n", "~\n", "null\n", "--- ~\n", "...\n"])
+        nothing = st.sampled_from(["", "---\n", "~\n", "null\n", "--- ~\n", "--- null\n"])
         return "".join(draw(blank)) + draw(nothing), ["is empty"]
     if kind == "duplicate":
         name = draw(st.sampled_from(sorted(BenchmarkConfig.model_fields)))
