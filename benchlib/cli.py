@@ -21,8 +21,11 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from benchlib import (
+    bounds,
     cache,
+    db,
     events,
+    files,
     integrity,
     judging,
     leaderboard,
@@ -82,24 +85,11 @@ def _option_for(name: str, field: Any) -> inspect.Parameter:
     help_text = field.description or ""
     if field.annotation == dict[str, str]:
         help_text += " Give as ALIAS=PATH."
-    parser = _number_parser(annotation) if annotation in (int, float) else None
+    parser = bounds.number_option(annotation) if annotation in (int, float) else None
     option = typer.Option(None, *decls, help=help_text, show_default=False, parser=parser)
     return inspect.Parameter(
         name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation | None
     )
-
-
-def _number_parser(kind: type[int] | type[float]) -> Callable[[str], int | float]:
-    """Typer's own conversion error does not quote the value it refused; this one does."""
-    expected = "a whole number" if kind is int else "a number"
-
-    def parse(value: str) -> int | float:
-        try:
-            return kind(value)
-        except ValueError:
-            raise typer.BadParameter(f"expected {expected}, got {value!r}") from None
-
-    return parse
 
 
 def with_config_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -132,12 +122,13 @@ def _key_values(items: list[str]) -> dict[str, str]:
     return pairs
 
 
-def write_file(path: Path, text: str) -> None:
-    """Write whole or not at all: a reader never sees half a report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text)
-    partial.replace(path)
+def _output_path(value: Path | None) -> Path | None:
+    """Every option naming a file to write: checked before the command does any work."""
+    if value is not None:
+        problem = files.output_problem(value)
+        if problem:
+            raise typer.BadParameter(f"{value}: {problem}")
+    return value
 
 
 def print_leaderboard(run_id: str, board: dict[str, Any]) -> None:
@@ -174,6 +165,11 @@ def run(
         overrides["local_models"] = _key_values(overrides["local_models"])
     config = load_config(config_file, suite=suite, **overrides)
     runs.check_run(config, run_id="check")
+    # Before a flow run exists: the database opens (a damaged one is said here), and an id
+    # given by the user is taken, so that a second run started with it at once is refused.
+    db.engine()
+    if config.run_id:
+        runs.claim_run_id(config.run_id)
 
     from flows.benchmark import benchmark  # only `run` needs the flow objects
 
@@ -203,6 +199,8 @@ def run(
                 result = benchmark(**config.model_dump())
         finally:
             unsubscribe()
+            if config.run_id:
+                runs.release_run_id(config.run_id)
     print_leaderboard(result["run_id"], result["leaderboard"])
     run = runs.get_run(result["run_id"])
     _print_where(run)
@@ -319,7 +317,12 @@ def _scope(run_id: str | None) -> str:
 @app.command()
 def sync(
     run_id: str | None = typer.Argument(None, help="Run id (or a unique prefix); default: all."),
-    timeout: float = typer.Option(300.0, "--timeout", help="Give up after this many seconds."),
+    timeout: float = typer.Option(
+        300.0,
+        "--timeout",
+        help="Give up after this many seconds.",
+        parser=bounds.number_option(float, 0, bounds.MAX_WAIT_S),
+    ),
 ) -> None:
     """Push what MLflow has yet to receive (it was down, or a run ended before it caught up).
     Exit 0 when MLflow is up to date, 1 when items are still behind."""
@@ -333,10 +336,20 @@ def sync(
 
 @app.command("runs")
 def list_runs(
-    limit: int = typer.Option(20, help="How many runs, newest first."),
+    limit: int = typer.Option(
+        20,
+        help="How many runs, newest first.",
+        parser=bounds.number_option(int, 1, bounds.MAX_LIST_LIMIT),
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (for scripts and agents)."),
 ) -> None:
     """List benchmark runs."""
+    if not db.exists():  # a folder benchlib never ran in: nothing to list, nothing to create
+        if as_json:
+            print("[]")
+        else:
+            console.print("no runs yet")
+        return
     listed = runs.list_runs(limit)
     behind = tracking_outbox.behind([r.id for r in listed])
     if as_json:
@@ -403,7 +416,9 @@ def show(
 @app.command("leaderboard")
 def show_leaderboard(
     run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
-    json_file: Path | None = typer.Option(None, "--json", help="Also write it as JSON here."),
+    json_file: Path | None = typer.Option(
+        None, "--json", help="Also write it as JSON here.", callback=_output_path
+    ),
 ) -> None:
     """Recompute (after new judgements, say) and print a run's leaderboard."""
     run = runs.get_run(run_id)
@@ -412,18 +427,20 @@ def show_leaderboard(
     print_leaderboard(run.id, board)
     _push_to_mlflow(run.id)
     if json_file:
-        write_file(json_file, json.dumps(board, indent=2))
+        files.write_atomic(json_file, json.dumps(board, indent=2))
         console.print(f"leaderboard JSON: {json_file}")
 
 
 @app.command()
 def report(
     run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
-    html: Path = typer.Option(..., "--html", help="Write the HTML report (table and charts) here."),
+    html: Path = typer.Option(
+        ..., "--html", help="Write the HTML report (table and charts) here.", callback=_output_path
+    ),
 ) -> None:
     """Write a run's self-contained HTML report: leaderboard table, heatmap, score intervals."""
     run = runs.get_run(run_id)
-    write_file(html, reports.render_html(run, reports.current_leaderboard(run)))
+    files.write_atomic(html, reports.render_html(run, reports.current_leaderboard(run)))
     console.print(f"report: {html}")
 
 
@@ -432,9 +449,16 @@ def compare(
     run_id: str = typer.Argument(..., help="The run under test (id or unique prefix)."),
     baseline: str = typer.Option(..., "--baseline", help="Baseline run id, or `latest`."),
     eval_report: Path | None = typer.Option(
-        None, "--eval-report", help="Write the machine-readable verdict (JSON) here."
+        None,
+        "--eval-report",
+        help="Write the machine-readable verdict (JSON) here.",
+        callback=_output_path,
     ),
-    tolerance: float = typer.Option(0.0, min=0.0, help="Accepted mean quality drop."),
+    tolerance: float = typer.Option(
+        0.0,
+        help="Accepted mean quality drop.",
+        parser=bounds.number_option(float, 0, bounds.MAX_TOLERANCE),
+    ),
     allow_prompt_change: bool = typer.Option(
         False, help="Pair cells whose prompt text changed (the prompt is the change tested)."
     ),
@@ -442,7 +466,7 @@ def compare(
     """Compare a run with a baseline. Exit 0 acceptable, 1 not acceptable, 2 bad input."""
     result = verdict.evaluate(runs.get_run(run_id).id, baseline, tolerance, allow_prompt_change)
     if eval_report:
-        write_file(eval_report, result.model_dump_json(indent=2))
+        files.write_atomic(eval_report, result.model_dump_json(indent=2))
     print_verdict(result)
     if eval_report:
         console.print(f"eval report: {eval_report}")
@@ -535,12 +559,14 @@ def judge_session(
 @judge_app.command("export")
 def judge_export(
     run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
-    out: Path = typer.Option(..., "--out", help="Where to write the judge file (JSON)."),
+    out: Path = typer.Option(
+        ..., "--out", help="Where to write the judge file (JSON).", callback=_output_path
+    ),
     judge: str = typer.Option("", help="Pre-fill the judge and leave out what they judged."),
 ) -> None:
     """Write the rubric and the blind items to a file a person (or a judge session) fills in."""
     judge_file = judging.export_file(runs.get_run(run_id), judge)
-    write_file(out, judge_file.model_dump_json(indent=2))
+    files.write_atomic(out, judge_file.model_dump_json(indent=2))
     console.print(f"{len(judge_file.items)} item(s) to judge: {out}")
     console.print(f"fill in `judge` and the scores, then: benchlib judge apply {out}")
 
@@ -551,7 +577,7 @@ def judge_apply(
     resume: bool = typer.Option(False, help="Then continue the suspended flow run (approve)."),
 ) -> None:
     """Validate the whole file, then record its judgements in one transaction (idempotent)."""
-    run_id, counts = judging.apply_file(file.read_text(), str(file))
+    run_id, counts = judging.apply_file(files.read_text(file, "judge file"), str(file))
     console.print(
         f"run {run_id}: {counts['added']} added, {counts['updated']} updated, "
         f"{counts['unchanged']} unchanged"
@@ -617,17 +643,18 @@ def suite_hash(
     console.print(table)
     changed = sum(entry.status != "ok" for entry in entries)
     if write and changed:
-        write_file(doc.path, integrity.filled_text(doc))
+        files.write_atomic(doc.path, integrity.filled_text(doc))
         console.print(f"{doc.path}: wrote {changed} hash(es)")
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+PORT = bounds.number_option(int, bounds.MIN_PORT, bounds.MAX_PORT)
 
 
 @app.command("api")
 def serve_api(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
-    port: int = typer.Option(8765, envvar="BENCHLIB_API_PORT"),
+    port: int = typer.Option(8765, envvar="BENCHLIB_API_PORT", parser=PORT),
     demo: bool = typer.Option(False, help="A local demo: no token needed (loopback only)."),
 ) -> None:
     """Serve the admin API and the judge and leaderboard pages. Needs BENCHLIB_API_TOKEN (and
@@ -649,9 +676,9 @@ app.add_typer(stack_app, name="stack")
 
 @stack_app.command("up")
 def stack_up(
-    prefect_port: int = typer.Option(4200, envvar="BENCHLIB_PREFECT_PORT"),
-    mlflow_port: int = typer.Option(5000, envvar="BENCHLIB_MLFLOW_PORT"),
-    api_port: int = typer.Option(8765, envvar="BENCHLIB_API_PORT"),
+    prefect_port: int = typer.Option(4200, envvar="BENCHLIB_PREFECT_PORT", parser=PORT),
+    mlflow_port: int = typer.Option(5000, envvar="BENCHLIB_MLFLOW_PORT", parser=PORT),
+    api_port: int = typer.Option(8765, envvar="BENCHLIB_API_PORT", parser=PORT),
 ) -> None:
     """Start the stack on 127.0.0.1 and register the `benchmark/default` deployment."""
     config = stack.StackConfig(
@@ -684,7 +711,11 @@ def stack_status() -> None:
 
 @app.command()
 def worker(
-    slots: int = typer.Option(1, min=1, help="GPU slots of this host: models it runs at once."),
+    slots: int = typer.Option(
+        1,
+        help="GPU slots of this host: models it runs at once.",
+        parser=bounds.number_option(int, 1, bounds.MAX_SLOTS),
+    ),
     name: str = typer.Option("", help="Worker name, recorded on cells (default gpu-<hostname>)."),
     pool: str = typer.Option(GPU_POOL, help="Work pool to serve."),
 ) -> None:

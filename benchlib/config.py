@@ -3,14 +3,59 @@
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 
+from benchlib import bounds
 from benchlib.errors import BenchlibError, describe_validation_error
 from benchlib.modelspec import ModelSpec
 from benchlib.yamldoc import YamlDoc, read_yaml
 
 DEFAULT_MODEL = "local:smollm2-135m"
+# Tracking URI schemes MLflow has a store for (a `+driver` suffix is allowed: postgresql+psycopg).
+MLFLOW_SCHEMES = ("http", "https", "sqlite", "file", "postgresql", "mysql", "mssql", "databricks")
+_HTTP_URL: TypeAdapter[HttpUrl] = TypeAdapter(HttpUrl)
+
+
+def check_http_url(value: str) -> str:
+    """`value` if it is an http(s) URL with a host (and a port that exists), else a ValueError
+    saying so: a malformed endpoint is bad input, not a traceback at the first request."""
+    try:
+        _HTTP_URL.validate_python(value)
+    except ValidationError as exc:
+        reason = exc.errors()[0]["msg"].removeprefix("Input should be a valid URL, ")
+        raise ValueError(
+            f"expected an http:// or https:// URL with a host, e.g. http://127.0.0.1:11434 "
+            f"({reason})"
+        ) from None
+    return value
+
+
+def check_mlflow_uri(value: str) -> str:
+    """An MLflow tracking URI whose scheme MLflow has a store for: a typo in it would otherwise
+    surface only when the run's first MLflow push fails, after the run."""
+    if value in ("", "databricks"):  # the local store; Databricks' default profile
+        return value
+    scheme = urlsplit(value).scheme.lower()
+    if scheme.split("+")[0] not in MLFLOW_SCHEMES:
+        shown = f"scheme {scheme!r}" if scheme else "no scheme"
+        raise ValueError(
+            f"{shown}: expected a URI with one of {', '.join(MLFLOW_SCHEMES)} (e.g. "
+            "http://127.0.0.1:5000, sqlite:///path/mlflow.db); empty = the local store"
+        )
+    if scheme in ("http", "https"):
+        check_http_url(value)
+    return value
 
 
 def comma_list(value: Any) -> Any:
@@ -26,7 +71,9 @@ def comma_list(value: Any) -> Any:
 class BenchmarkConfig(BaseModel):
     """What to benchmark and how. Every key can come from YAML, a CLI option or a flow parameter."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, frozen=True, allow_inf_nan=False
+    )
 
     suite: str = Field(
         "prompts/tips", description="Suite folder (prompt versions, scenarios, rubric)."
@@ -42,17 +89,28 @@ class BenchmarkConfig(BaseModel):
     n_candidates: int = Field(
         3,
         ge=1,
-        le=100,
+        le=bounds.MAX_CANDIDATES,
         validation_alias=AliasChoices("n_candidates", "n_tips"),
         description="Candidates generated per cell (old name: n_tips).",
     )
-    n_scenarios: int = Field(0, ge=0, description="Use at most this many scenarios; 0 = all.")
+    n_scenarios: int = Field(
+        0, ge=0, le=bounds.MAX_SCENARIOS, description="Use at most this many scenarios; 0 = all."
+    )
     temperature: float = Field(0.7, ge=0.0, le=2.0, description="Sampling temperature.")
-    seed: int = Field(42, ge=0, description="Base seed; candidate i is generated with seed + i.")
+    seed: int = Field(
+        42,
+        ge=0,
+        le=bounds.MAX_SEED,
+        description="Base seed; candidate i is generated with seed + i (a 32-bit seed for "
+        "llama.cpp).",
+    )
     max_tokens: int = Field(128, ge=1, le=32768, description="Completion token limit per call.")
     experiment: str = Field("", description="MLflow experiment; empty = benchlib-<suite name>.")
     max_model_b: float = Field(
-        4.0, gt=0, description="Refuse models larger than this many billion parameters."
+        4.0,
+        gt=0,
+        le=bounds.MAX_MODEL_B,
+        description="Refuse models larger than this many billion parameters.",
     )
     allow_unknown_size: bool = Field(
         False,
@@ -62,12 +120,16 @@ class BenchmarkConfig(BaseModel):
     max_attempts_per_cell: int = Field(
         0,
         ge=0,
+        le=bounds.MAX_ATTEMPTS,
         description="Cap on provider calls per cell, retries included; 0 = 3 × n_candidates.",
     )
-    request_timeout_s: float = Field(120.0, gt=0, description="Timeout of one provider call.")
+    request_timeout_s: float = Field(
+        120.0, gt=0, le=bounds.MAX_REQUEST_TIMEOUT_S, description="Timeout of one provider call."
+    )
     max_backoff_s: float = Field(
         20.0,
         gt=0,
+        le=bounds.MAX_BACKOFF_S,
         description="Longest wait between two attempts of a call (exponential backoff with "
         "jitter); a Retry-After asking for more fails the call.",
     )
@@ -88,6 +150,7 @@ class BenchmarkConfig(BaseModel):
     mlflow_flush_s: float = Field(
         60.0,
         ge=0,
+        le=bounds.MAX_FLUSH_S,
         description="How long the end of a run waits for MLflow to take the backlog; what is "
         "left stays queued for `benchlib sync`.",
     )
@@ -111,14 +174,21 @@ class BenchmarkConfig(BaseModel):
         "judging); skip: objective scores only.",
     )
     judge_timeout_s: int = Field(
-        7 * 24 * 3600, gt=0, description="How long a deployment run waits for judges."
+        7 * 24 * 3600,
+        gt=0,
+        le=bounds.MAX_JUDGE_TIMEOUT_S,
+        description="How long a deployment run waits for judges.",
     )
     baseline: str = Field(
         "",
+        max_length=bounds.MAX_RUN_ID,
         description="Compare with this run id or `latest` (previous completed run); empty = no.",
     )
     tolerance: float = Field(
-        0.0, ge=0.0, description="Accept a mean quality drop down to this (eval report)."
+        0.0,
+        ge=0.0,
+        le=bounds.MAX_TOLERANCE,
+        description="Accept a mean quality drop down to this (eval report).",
     )
     allow_prompt_change: bool = Field(
         False, description="Pair cells whose prompt text changed: the prompt is the change tested."
@@ -159,6 +229,16 @@ class BenchmarkConfig(BaseModel):
                 "'..' (it names a folder)"
             )
         return value
+
+    @field_validator("ollama_url", "openai_base_url")
+    @classmethod
+    def _endpoint_is_url(cls, value: str) -> str:
+        return check_http_url(value)
+
+    @field_validator("mlflow_url")
+    @classmethod
+    def _mlflow_uri(cls, value: str) -> str:
+        return check_mlflow_uri(value)
 
     @field_validator("prompts")
     @classmethod

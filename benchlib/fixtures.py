@@ -12,7 +12,7 @@ from benchlib.db import session
 from benchlib.errors import BenchlibError, Conflict, NotFound
 from benchlib.hashing import scenario_hash
 from benchlib.records import Fixture, utcnow
-from benchlib.suite import Scenario, Suite
+from benchlib.suite import Scenario, Suite, check_scenario_id
 
 
 def _versions(suite: str, scenario_id: str) -> list[Fixture]:
@@ -41,6 +41,7 @@ def _add_version(suite: str, scenario_id: str, vars: dict) -> Fixture:
 
 def create(suite: str, scenario_id: str, vars: dict) -> Fixture:
     """Version 1, or the next version after a deleted one (ids are never reused silently)."""
+    check_scenario_id(scenario_id, f"fixture {suite}/{scenario_id!r}")
     if any(f.deleted_at is None for f in _versions(suite, scenario_id)):
         raise Conflict(
             f"fixture {suite}/{scenario_id} exists: update it to add a version, or delete it first"

@@ -39,7 +39,7 @@ def judge_in_terminal(run: Run, judge: str, console: Console, ask: Ask = Prompt.
     while position < len(items):
         item = items[position]
         _show(console, item, position, len(items), len(judged))
-        scores: dict[str, float] = {}
+        scores: dict[str, int] = {}
         move = 1
         for criterion in rubric.criteria:
             console.print(f"[bold]{criterion.name}[/]: {criterion.question}")
@@ -53,7 +53,7 @@ def judge_in_terminal(run: Run, judge: str, console: Console, ask: Ask = Prompt.
             if answer in ("s", "b"):
                 move = 1 if answer == "s" else -1
                 break
-            scores[criterion.name] = float(answer)
+            scores[criterion.name] = int(answer)
         if len(scores) == len(rubric.criteria):
             entry = judging.Scored(item_id=item.item_id, scores=scores)
             judging.apply_judgements(run.id, judge, [entry], source="terminal")

@@ -8,11 +8,12 @@ seed. Every way of judging (file, terminal, Prefect UI, API) ends in `apply_judg
 import json
 import random
 from collections import defaultdict
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, Field, ValidationError
 from sqlmodel import select
 
+from benchlib import bounds
 from benchlib.db import session
 from benchlib.errors import BenchlibError, describe_validation_error
 from benchlib.hashing import content_hash
@@ -28,12 +29,24 @@ INSTRUCTIONS = (
 )
 
 
+def _level(value: Any) -> Any:
+    """A score is a rubric level: a number, never `true` (an int to Python) or `"3"`."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("expected a whole number, a level of the rubric")
+    return value
+
+
+Level = Annotated[int, BeforeValidator(_level)]
+ItemId = Annotated[str, Field(max_length=bounds.MAX_RUN_ID)]
+Comment = Annotated[str, Field(max_length=bounds.MAX_COMMENT)]
+
+
 class JudgeItem(BaseModel):
-    item_id: str
+    item_id: ItemId
     context: dict[str, Any] = Field(description="The scenario the output answers.")
     output: str
-    scores: dict[str, float | None] = Field(description="Criterion -> level; null = not judged.")
-    comment: str = ""
+    scores: dict[str, Level | None] = Field(description="Criterion -> level; null = not judged.")
+    comment: Comment = ""
 
 
 class JudgeFile(BaseModel):
@@ -43,7 +56,9 @@ class JudgeFile(BaseModel):
     rubric_hash: str
     rubric: dict[str, Any] = Field(description="Criteria with their levels and examples.")
     instructions: str = INSTRUCTIONS
-    judge: str = Field("", description="Who judged: fill in before applying.")
+    judge: str = Field(
+        "", max_length=bounds.MAX_JUDGE, description="Who judged: fill in before applying."
+    )
     items: list[JudgeItem]
 
 
@@ -136,9 +151,9 @@ def parse_file(text: str, source: str) -> JudgeFile:
 
 
 class Scored(BaseModel):
-    item_id: str
-    scores: dict[str, float]
-    comment: str = ""
+    item_id: ItemId
+    scores: dict[str, Level]
+    comment: Comment = ""
 
 
 def validate(run: Run, judge: str, scored: list[Scored], source: str) -> list[tuple[Item, Scored]]:
@@ -149,6 +164,11 @@ def validate(run: Run, judge: str, scored: list[Scored], source: str) -> list[tu
     problems, seen, accepted = [], set(), []
     if not judge.strip():
         problems.append("judge: empty; say who judged (a name or an id)")
+    elif len(judge) > bounds.MAX_JUDGE or not judge.isprintable():
+        problems.append(
+            f"judge: {judge[:40]!r}: expected a name or an id of at most {bounds.MAX_JUDGE} "
+            "printable characters"
+        )
     for entry in scored:
         where = f"item {entry.item_id}"
         if entry.item_id in seen:

@@ -217,3 +217,14 @@ class GpuLease(SQLModel, table=True):
     flow_run_id: str = Field(primary_key=True)
     lease_id: str
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class RunClaim(SQLModel, table=True):
+    """A run id given by the user (`run_id`), taken before the run's flow starts: two runs
+    started with the same id at once both pass the check that no run has it, and only one can
+    insert this row; the other is refused before it makes a flow run."""
+
+    __tablename__ = "runclaim"
+
+    run_id: str = Field(primary_key=True)
+    claimed_at: datetime = Field(default_factory=utcnow)

@@ -66,7 +66,10 @@ def refresh_leaderboard(run_id: str) -> dict[str, Any] | None:
     run = get_run(run_id)
     if run.status not in FINISHED:
         return None
-    scoring.score_run(run.id)
+    if run.scored_at is None:
+        scoring.score_run(run.id)
+    else:  # judgements change human scores and composites only: no suite folder needed
+        scoring.rescore_judgements(run.id)
     return publish_leaderboard(run.id)
 
 

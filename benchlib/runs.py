@@ -5,9 +5,10 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel
 from sqlalchemy import func
-from sqlmodel import col, select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, delete, select
 
-from benchlib import events, fixtures, tracking_outbox
+from benchlib import bounds, db, events, fixtures, tracking_outbox
 from benchlib.config import BenchmarkConfig
 from benchlib.db import session
 from benchlib.errors import BenchlibError, Conflict, NotFound
@@ -19,11 +20,13 @@ from benchlib.records import (
     Cell,
     CellStatus,
     Run,
+    RunClaim,
     RunStatus,
     Score,
     utcnow,
 )
 from benchlib.scorers import build_scorers
+from benchlib.settings import database_file
 from benchlib.suite import Suite, load_suite
 
 
@@ -75,13 +78,17 @@ def check_baseline(config: BenchmarkConfig, suite_name: str) -> None:
         )
 
 
+def _taken(run_id: str) -> Conflict:
+    return Conflict(f"run_id: a run {run_id!r} exists or is starting; pick another id")
+
+
 def check_run(config: BenchmarkConfig, run_id: str) -> tuple[Suite, list[CellPlan]]:
     """Everything that can be wrong with a run before it starts; writes nothing. What can be
     checked without a model comes first: no server is started or called for a typo."""
     if config.run_id:
         with session() as s:
             if s.get(Run, config.run_id) is not None:
-                raise Conflict(f"run_id: a run {config.run_id!r} exists; pick another id")
+                raise _taken(config.run_id)
     suite = load_suite(config.suite)
     if config.fixtures:
         suite = fixtures.use_fixtures(suite)
@@ -90,6 +97,25 @@ def check_run(config: BenchmarkConfig, run_id: str) -> tuple[Suite, list[CellPla
     check_baseline(config, suite.name)
     models = preflight_models(config)
     return suite, expand_grid(run_id, config, suite, models)
+
+
+def claim_run_id(run_id: str) -> None:
+    """Take a user-given run id before the run's flow starts (records.RunClaim): of two runs
+    started with one id at once, the second is refused here, with no flow run made."""
+    try:
+        with session() as s:
+            if s.get(Run, run_id) is not None:
+                raise _taken(run_id)
+            s.add(RunClaim(run_id=run_id))
+    except IntegrityError:
+        raise _taken(run_id) from None
+
+
+def release_run_id(run_id: str) -> None:
+    """Drop the claim once the run's flow has ended: the run's own row keeps the id taken if it
+    was recorded, and a run that failed before that leaves the id free to use again."""
+    with session() as s:
+        s.exec(delete(RunClaim).where(RunClaim.run_id == run_id))
 
 
 def plan_run(config: BenchmarkConfig, flow_run_id: str | None = None) -> RunPlan:
@@ -148,12 +174,33 @@ def set_status(run_id: str, status: RunStatus, error: str | None = None) -> None
             tracking_outbox.enqueue(s, run_id, "update", failure)
 
 
+def check_run_id(run_id: str) -> str:
+    """A run id or prefix fit to look up: not empty (every id starts with ''), not longer than
+    an id can be, no control characters (they would be printed back as they are)."""
+    if not run_id:
+        raise BenchlibError("run id: empty: expected a run id or a unique prefix of one")
+    if len(run_id) > bounds.MAX_RUN_ID:
+        raise BenchlibError(
+            f"run id: {len(run_id):,} characters (got {run_id[:20]!r}...): expected at most "
+            f"{bounds.MAX_RUN_ID}"
+        )
+    if not run_id.isprintable():
+        raise BenchlibError(f"run id: {run_id!r} has control characters: expected a run id")
+    return run_id
+
+
 def get_run(run_id: str) -> Run:
+    """The run `run_id` names, or the only one it is a prefix of (`%` and `_` are characters
+    here, not SQL wildcards). The CLI and the admin API both look runs up here."""
+    check_run_id(run_id)
+    if not db.exists():
+        raise NotFound(f"no run {run_id!r} (no benchlib database yet: {database_file()})")
     with session() as s:
         run = s.get(Run, run_id)
         if run is None:
             # Accept a unique prefix, as people copy the first part of an id.
-            matches = s.exec(select(Run).where(col(Run.id).startswith(run_id))).all()
+            prefix = col(Run.id).startswith(run_id, autoescape=True)
+            matches = s.exec(select(Run).where(prefix).limit(2)).all()
             if not matches:
                 raise NotFound(f"no run {run_id!r}")
             if len(matches) > 1:

@@ -7,7 +7,7 @@ judges; every composite row stores the formula and the rubric version it was com
 
 from collections import defaultdict
 
-from sqlmodel import delete
+from sqlmodel import delete, select
 
 from benchlib import judging, tracking_outbox
 from benchlib.db import session
@@ -70,7 +70,6 @@ def score_cell(
         by_attempt[candidate.index].append(candidate)
     version = suite.versions.get(cell.prompt_version)
     steps = {step.name: step for step in version.steps} if version else {}
-    rubric_version = f"{rubric.version}@{rubric.hash}"
     rows = []
     for candidate in candidates:
         step = steps.get(candidate.step)
@@ -92,12 +91,50 @@ def score_cell(
                     candidate, name, result.value, explanation=result.explanation, version=VERSION
                 )
             )
-        for name, (mean, judges) in human.get(candidate.id, {}).items():
-            values[name] = mean
-            why = f"mean of {judges} judge(s)"
-            rows.append(_score(candidate, name, mean, explanation=why, version=rubric_version))
-        rows.extend(_composite_rows(rubric, candidate, values))
+        rows.extend(_judged_rows(rubric, candidate, values, human))
     return rows
+
+
+def _judged_rows(
+    rubric: Rubric,
+    candidate: Candidate,
+    values: dict[str, float],
+    human: dict[int, dict[str, tuple[float, int]]],
+) -> list[Score]:
+    """The candidate's human scores (mean over judges), then its composites of `values` (the
+    objective scores) and those."""
+    rubric_version = f"{rubric.version}@{rubric.hash}"
+    rows = []
+    for name, (mean, judges) in human.get(candidate.id, {}).items():
+        values[name] = mean
+        why = f"mean of {judges} judge(s)"
+        rows.append(_score(candidate, name, mean, explanation=why, version=rubric_version))
+    return rows + _composite_rows(rubric, candidate, values)
+
+
+def rescore_judgements(run_id: str) -> int:
+    """After new judgements on a scored run: its human scores and composites again, on the
+    objective scores already recorded. Judging needs neither the suite folder (a run made with
+    a relative path is judged from anywhere) nor the scorers. Returns the rows written."""
+    run = get_run(run_id)
+    rubric = judging.rubric_of(run)
+    human = human_values([j for j in judging.judgements_of(run.id) if j.rubric_hash == rubric.hash])
+    candidates = run_candidates(run.id)
+    values: dict[int, dict[str, float]] = defaultdict(dict)
+    with session() as s:
+        objective = s.exec(select(Score).where(Score.run_id == run.id, Score.version == VERSION))
+        for row in objective:
+            values[row.candidate_id][row.name] = row.value
+        rows = [
+            row
+            for candidate in candidates
+            for row in _judged_rows(rubric, candidate, values[candidate.id], human)
+        ]
+        s.exec(delete(Score).where(Score.run_id == run.id, Score.version != VERSION))
+        s.add_all(rows)
+        s.get(Run, run.id).scored_at = utcnow()
+        tracking_outbox.enqueue(s, run.id, "cell", {})
+    return len(rows)
 
 
 def score_run(run_id: str) -> int:

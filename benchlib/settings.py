@@ -9,6 +9,8 @@ import socket
 from functools import lru_cache
 from pathlib import Path
 
+from benchlib.errors import BenchlibError
+
 HOME_ENV = "BENCHLIB_HOME"
 DATABASE_URL_ENV = "BENCHLIB_DATABASE_URL"
 WORKER_NAME_ENV = "BENCHLIB_WORKER_NAME"
@@ -39,9 +41,28 @@ def home() -> Path:
 @lru_cache(maxsize=32)
 def _created(path: Path) -> Path:
     """Made once per process and folder: every database session asks for the home, ~10 per
-    cell, and a mkdir each time cost ~0.7 ms a cell (py-spy, 24-cell run)."""
-    path.mkdir(parents=True, exist_ok=True)
+    cell, and a mkdir each time cost ~0.7 ms a cell (py-spy, 24-cell run). A home that is a
+    file, or that this user may not write, is bad input said before anything starts."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise _home_is_a_file(path) from None
+    except OSError as exc:
+        raise BenchlibError(
+            f"{HOME_ENV}: {path} cannot be created: {exc.strerror}: expected a folder this "
+            "user can write"
+        ) from None
+    if not path.is_dir():
+        raise BenchlibError(f"{HOME_ENV}: {path} is not a folder: expected a folder")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise BenchlibError(
+            f"{HOME_ENV}: {path} is not writable: expected a folder this user can write"
+        )
     return path
+
+
+def _home_is_a_file(path: Path) -> BenchlibError:
+    return BenchlibError(f"{HOME_ENV}: {path} is a file: expected a folder")
 
 
 def home_path() -> Path:
@@ -58,6 +79,19 @@ def _resolved(path: str, cwd: str) -> Path:
 
 def database_url() -> str:
     return os.environ.get(DATABASE_URL_ENV) or f"sqlite:///{home() / 'benchlib.db'}"
+
+
+def database_file() -> Path | None:
+    """The SQLite file the database is in (None for a server database), found without
+    creating the home."""
+    url = os.environ.get(DATABASE_URL_ENV)
+    if not url:
+        folder = home_path()
+        if folder.exists() and not folder.is_dir():
+            raise _home_is_a_file(folder)
+        return folder / "benchlib.db"
+    path = url.partition("///")[2] if url.startswith("sqlite") else ""
+    return Path(path) if path and path != ":memory:" else None
 
 
 def default_mlflow_uri() -> str:

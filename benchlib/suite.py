@@ -419,15 +419,40 @@ def _load_versions(folder: Path) -> dict[str, PromptVersion]:
     return versions
 
 
+MAX_SCENARIO_ID = 200
+
+
+def check_scenario_id(value: Any, where: str) -> str:
+    """A scenario id as it is recorded and shown: a non-empty string of printable characters
+    (a whole number is taken as its digits). `where` says whose id it is (`file:line: field`).
+    null, lists, mappings, booleans and floats are refused, not recorded as 'None' or "['a']"."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    expected = "expected a non-empty string of printable characters"
+    if not isinstance(value, str):
+        kind = "null" if value is None else type(value).__name__
+        raise BenchlibError(f"{where}: id is {kind} (got {value!r}): {expected}")
+    if not value.strip():
+        raise BenchlibError(f"{where}: id is empty (got {value!r}): {expected}")
+    if not value.isprintable():
+        raise BenchlibError(f"{where}: id has control characters (got {value!r}): {expected}")
+    if len(value) > MAX_SCENARIO_ID:
+        raise BenchlibError(
+            f"{where}: id has {len(value)} characters (got {value[:20]!r}...): expected at most "
+            f"{MAX_SCENARIO_ID}"
+        )
+    return value
+
+
 def _matrix_item(doc: YamlDoc, axis: str, index: int, item: Any) -> tuple[str, dict[str, Any]]:
+    loc = ["matrix", axis, index]
+    where = f"{doc.where(loc)}: matrix.{axis}.{index}"
     if isinstance(item, dict):
         if "id" not in item:
-            raise BenchlibError(
-                f"{doc.where(['matrix', axis, index])}: matrix.{axis}.{index}: item has no "
-                f"'id' (got keys {sorted(item)})"
-            )
-        return str(item["id"]), scenario_content(item) or {axis: item["id"]}
-    return str(item), {axis: item}
+            raise BenchlibError(f"{where}: item has no 'id' (got keys {sorted(item)})")
+        ident = check_scenario_id(item["id"], f"{doc.where([*loc, 'id'])}: matrix.{axis}.{index}")
+        return ident, scenario_content(item) or {axis: item["id"]}
+    return check_scenario_id(item, where), {axis: item}
 
 
 def _load_scenarios(doc: YamlDoc, suite_folder: Path) -> list[Scenario]:
@@ -457,7 +482,9 @@ def _load_scenarios(doc: YamlDoc, suite_folder: Path) -> list[Scenario]:
                     f"{doc.where(['scenarios', index])}: scenarios.{index}: expected a mapping "
                     f"with an 'id' (got {entry!r})"
                 )
-            scenarios.append(Scenario(id=str(entry["id"]), vars=scenario_content(entry)))
+            where = f"{doc.where(['scenarios', index, 'id'])}: scenarios.{index}"
+            ident = check_scenario_id(entry["id"], where)
+            scenarios.append(Scenario(id=ident, vars=scenario_content(entry)))
     else:
         raise BenchlibError(f"{doc.where()}: expected a 'scenarios:' list or a 'matrix:' of axes")
     if not scenarios:

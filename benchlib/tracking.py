@@ -8,6 +8,7 @@ benchlib tags before it is created, so a retried push never makes a second MLflo
 
 import json
 import os
+import re
 import sqlite3
 import tempfile
 import time
@@ -64,6 +65,16 @@ def experiment_id(uri: str, name: str) -> str:
     # A local store keeps artifacts beside it under .benchlib/; a server decides for itself.
     location = mlflow_artifact_root() + f"/{name}" if uri.startswith("sqlite") else None
     return mlflow.create_experiment(name, artifact_location=location)
+
+
+def metric_name(name: str) -> str:
+    """`name` as MLflow takes it: every character it refuses in a metric name (model ids carry
+    `@`, say) made `_`, and no path part empty, `.` or `..` (MLflow refuses a name that a
+    path normalisation would change). One refused name fails the whole update, again at every
+    retry; this is applied as the update is pushed, so entries queued before are mended too."""
+    cleaned = re.sub(r"[^\w\-. :/]", "_", name)
+    parts = cleaned.split("/")
+    return "/".join(part if part.strip(".") else part.replace(".", "_") or "_" for part in parts)
 
 
 def _now_ms() -> int:
@@ -134,7 +145,9 @@ def push_update(uri: str, mlflow_id: str, payload: dict[str, Any]) -> None:
     if metrics or tags:
         mlflow.log_batch(
             mlflow_id,
-            metrics=[Metric(key, float(value), now, 0) for key, value in metrics.items()],
+            metrics=[
+                Metric(metric_name(key), float(value), now, 0) for key, value in metrics.items()
+            ],
             tags=[RunTag(key, value) for key, value in tags.items()],
         )
     if payload.get("artifacts"):

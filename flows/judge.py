@@ -22,7 +22,7 @@ class JudgeDecision(RunInput):
         False, description="Judging is done: continue with the judgements recorded so far."
     )
     judge: str = Field("", description="Your name or id (needed for scores given below).")
-    scores: dict[str, dict[str, float]] = Field(
+    scores: dict[str, dict[str, judging.Level]] = Field(
         default_factory=dict,
         description='Inline scores for small runs: {"ITEM_ID": {"CRITERION": LEVEL}}.',
     )

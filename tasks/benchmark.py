@@ -67,7 +67,7 @@ def fan_out(context: RunContext, cells: list[CellPlan]) -> dict[str, list[str]]:
 
 
 @task(persist_result=True)
-def apply_inline_scores(run_id: str, judge: str, scores: dict[str, dict[str, float]]) -> str | None:
+def apply_inline_scores(run_id: str, judge: str, scores: dict[str, dict[str, int]]) -> str | None:
     """Scores typed into the Prefect form; returns the problem instead of failing the run."""
     scored = [judging.Scored(item_id=item, scores=values) for item, values in scores.items()]
     try:

@@ -10,6 +10,7 @@ same thing."""
 
 import io
 import json
+import math
 import os
 import re
 import shlex
@@ -22,17 +23,21 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from mlflow.utils import validation
 from pydantic import BaseModel, ConfigDict, Field
 
-from benchlib import fixtures, judging, runs
+from benchlib import fixtures, judging, runs, tracking
 from benchlib.cli import main
+from benchlib.config import BenchmarkConfig
 from benchlib.db import session
 from benchlib.errors import BenchlibError
 from benchlib.hashing import scenario_hash
 from benchlib.integrity import hashed_entries
 from benchlib.records import Fixture
 from benchlib.suite import load_suite, scenarios_file
-from benchlib.yamldoc import read_yaml
+from benchlib.yamldoc import MAX_NODES, read_yaml
 from tests.conftest import TIPS
 from tests.support.cli import benchlib
 from tests.support.suites import write_suite
@@ -55,6 +60,7 @@ class Case(BaseModel):
     config: str = ""
     args: str = ""
     edits: list[dict[str, Any]] = []
+    env: dict[str, str] = {}
     expected: list[str] = Field(min_length=1)
 
     def argv(self, values: dict[str, str]) -> list[str]:
@@ -109,6 +115,30 @@ def apply_edit(edit: dict[str, Any], suite: Path, values: dict[str, str]) -> Non
                 s.get(Fixture, fixture.id).vars = changed
         case {"judge_text": text}:
             Path(values["judge"]).write_text(text)
+        case {"judge_set": changes}:
+            apply_edit({"judge_scores": {}}, suite, values)
+            path = Path(values["judge"])
+            data = json.loads(path.read_text())
+            for dotted, value in changes.items():
+                *parents, last = [int(k) if k.isdigit() else k for k in dotted.split(".")]
+                target = data
+                for key in parents:
+                    target = target[key]
+                target[last] = (
+                    Template(value).substitute(values) if isinstance(value, str) else value
+                )
+            path.write_text(json.dumps(data))
+        case {"tmp_file": [name, text]}:
+            Path(values["tmp"], name).write_text(text)
+        case {"tmp_sparse": [name, size]}:
+            with Path(values["tmp"], name).open("wb") as stream:
+                stream.truncate(size)
+        case {"tmp_fifo": name}:
+            os.mkfifo(Path(values["tmp"], name))
+        case {"tmp_symlink": [name, target]}:
+            Path(values["tmp"], name).symlink_to(Path(values["tmp"], target))
+        case {"claim": run_id}:
+            runs.claim_run_id(run_id)
         case _:
             raise ValueError(f"unknown edit {edit}")
 
@@ -119,11 +149,13 @@ def squeezed(text: str) -> str:
     return re.sub(r"[\s│]+", "", text)
 
 
-def invoke(*args: str) -> tuple[int, str, str]:
-    """`benchlib ARGS` through the console script's entry point: exit code, stdout, stderr."""
+def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """`benchlib ARGS` through the console script's entry point (with `env` added to the
+    environment): exit code, stdout, stderr."""
     out, err = io.StringIO(), io.StringIO()
     saved_argv, saved_env = sys.argv, dict(os.environ)
     sys.argv = ["benchlib", *args]
+    os.environ.update(env or {})
     try:
         with redirect_stdout(out), redirect_stderr(err):
             main()
@@ -178,6 +210,7 @@ def prepare(case: Case, servers: dict[str, str], tmp_path: Path) -> dict[str, st
         "config": str(tmp_path / "bench.yaml"),
         "judge": str(tmp_path / "judge.json"),
         "tmp": str(tmp_path),
+        "long": "x" * 50_000,
     }
     if case.config:
         Path(values["config"]).write_text(Template(case.config).substitute(values))
@@ -191,8 +224,9 @@ def test_bad_input_exits_2_naming_what_is_wrong_and_writes_nothing(
     case: Case, servers: dict[str, str], tmp_path: Path
 ) -> None:
     values = prepare(case, servers, tmp_path)
+    env = {key: Template(value).substitute(values) for key, value in case.env.items()}
     before = snapshot()
-    code, _, err = invoke(*case.argv(values))
+    code, _, err = invoke(*case.argv(values), env=env)
     assert code == 2, err
     for fragment in case.expected:
         assert squeezed(Template(fragment).substitute(values)) in squeezed(err)
@@ -251,3 +285,232 @@ def test_shipped_suites_carry_matching_hashes() -> None:
         doc = read_yaml(scenarios_file(folder))
         assert [entry.status for entry in hashed_entries(doc)] == ["ok"] * entries
         assert load_suite(folder).scenarios
+
+
+# --- Property-based: generated bad inputs for the config, suite and judge-file loaders, each
+# through the CLI's entry point in this process; one snapshot around all of a test's examples.
+
+PROPERTY = settings(
+    max_examples=25,
+    deadline=None,
+    database=None,  # no .hypothesis/ folder: a test run writes nothing of its own either
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+LETTERS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=12)
+INT64 = 2**63
+
+
+def _bounds(name: str) -> tuple[float | None, float | None]:
+    """The config key's lowest and highest accepted values (None where there is none)."""
+    low = high = None
+    for rule in BenchmarkConfig.model_fields[name].metadata:
+        low = getattr(rule, "ge", None) if getattr(rule, "ge", None) is not None else low
+        low = getattr(rule, "gt", None) if getattr(rule, "gt", None) is not None else low
+        high = getattr(rule, "le", None) if getattr(rule, "le", None) is not None else high
+    return low, high
+
+
+NUMBER_KEYS = sorted(
+    name for name, field in BenchmarkConfig.model_fields.items() if field.annotation in (int, float)
+)
+
+
+@st.composite
+def bad_number(draw: st.DrawFn) -> tuple[str, Any]:
+    """A numeric config key and a value it must refuse: below or above its bounds (up to
+    beyond int64), not finite, or not a number at all."""
+    name = draw(st.sampled_from(NUMBER_KEYS))
+    low, high = _bounds(name)
+    choices = [st.sampled_from([math.inf, -math.inf, math.nan]), LETTERS.map(lambda s: s + "x")]
+    if low is not None:
+        choices.append(st.integers(-INT64 * 4, math.ceil(low) - 1))
+    if high is not None:
+        choices.append(st.integers(math.floor(high) + 1, INT64 * 4))
+    return name, draw(st.one_of(choices))
+
+
+@st.composite
+def bad_config(draw: st.DrawFn) -> tuple[str, list[str]]:
+    """A config file's text and what its error must say, by category."""
+    kind = draw(st.sampled_from(["number", "empty", "duplicate", "aliases", "url", "top"]))
+    base = "models: [openai:smollm2]\n"
+    if kind == "number":
+        name, value = draw(bad_number())
+        shown = "" if isinstance(value, float) else repr(value)
+        return base + yaml.safe_dump({name: value}), [":2:", f"{name}:", f"(got {shown}"]
+    if kind == "empty":
+        blank = st.lists(st.sampled_from(["\n", "   \n", "# a comment\n"]), max_size=4)
+        nothing = st.sampled_from(["", "---\n", "~\n", "null\n", "--- ~\n", "--- null\n"])
+        return "".join(draw(blank)) + draw(nothing), ["is empty"]
+    if kind == "duplicate":
+        name = draw(st.sampled_from(sorted(BenchmarkConfig.model_fields)))
+        gap = draw(st.integers(0, 3))
+        lines = [f"{name}: 1", *[f"# {i}" for i in range(gap)], f"{name}: 2"]
+        return "\n".join(lines) + "\n", [f":{gap + 2}: {name}: duplicate key", "line 1"]
+    if kind == "aliases":
+        width = draw(st.integers(4, 12))
+        depth = math.ceil(math.log(MAX_NODES, width)) + draw(st.integers(0, 2))
+        lines = [f"l0: &l0 [{', '.join(['x'] * width)}]"]
+        for level in range(1, depth + 1):
+            lines.append(f"l{level}: &l{level} [{', '.join([f'*l{level - 1}'] * width)}]")
+        return "\n".join(lines) + "\n", ["expands (through its aliases)"]
+    if kind == "url":
+        name = draw(st.sampled_from(["openai_base_url", "ollama_url", "mlflow_url"]))
+        value = draw(
+            st.sampled_from(["htp://x", "http//127.0.0.1:1", "://", "http://", "ftp://h/x"])
+            | LETTERS.map(lambda s: f"{s}x:/{s}")
+        )
+        return base + yaml.safe_dump({name: value}), [":2:", f"{name}:", f"(got {value!r})"]
+    value = draw(st.lists(LETTERS, min_size=1, max_size=3) | st.integers() | LETTERS)
+    return yaml.safe_dump(value), [":1: expected a mapping of config keys"]
+
+
+def test_generated_bad_configs_exit_2_naming_the_file_and_write_nothing(
+    prefect_api: str, tmp_path: Path
+) -> None:
+    suite = shutil.copytree(TIPS, tmp_path / "tips")
+    before = snapshot()
+
+    @PROPERTY
+    @given(bad_config())
+    def check(case: tuple[str, list[str]]) -> None:
+        text, expected = case
+        path = tmp_path / "bench.yaml"
+        path.write_text(text)
+        code, _, err = invoke("run", str(suite), "--config", str(path))
+        assert code == 2, err
+        assert "Traceback" not in err
+        for fragment in [str(path), *expected]:
+            assert squeezed(fragment) in squeezed(err), (fragment, err)
+
+    check()
+    assert before.changes(snapshot()) == []
+
+
+CONTROL = st.characters(codec="utf-8", categories=["Cc"])
+BAD_IDS = st.one_of(
+    st.none(),
+    st.sampled_from(["", " ", "\t"]),
+    st.booleans(),
+    st.floats(allow_nan=False),
+    st.lists(LETTERS, max_size=3),
+    st.dictionaries(LETTERS, LETTERS, min_size=1, max_size=2),
+    st.tuples(LETTERS, CONTROL, LETTERS).map("".join),
+    st.text(alphabet="ab", min_size=201, max_size=400),
+)
+
+
+def test_generated_bad_scenario_ids_exit_2_naming_file_line_and_write_nothing(
+    prefect_api: str, tmp_path: Path
+) -> None:
+    before = snapshot()
+
+    @PROPERTY
+    @given(ident=BAD_IDS, position=st.integers(0, 2), matrix=st.booleans())
+    def check(ident: Any, position: int, matrix: bool) -> None:
+        folder = tmp_path / "suite"
+        shutil.rmtree(folder, ignore_errors=True)
+        entries: list[Any] = [{"id": f"s{i}", "topic": f"t{i}"} for i in range(3)]
+        entries[position] = {"id": ident, "topic": "bad"}
+        data = {"matrix": {"topic": entries}} if matrix else {"scenarios": entries}
+        write_suite(folder, "Tip on {{ topic }}?", yaml.safe_dump(data))
+        line = 3 + 2 * position if matrix else 2 + 2 * position
+        field = f"matrix.topic.{position}" if matrix else f"scenarios.{position}"
+        code, _, err = invoke("run", str(folder), "--model", "openai:x")
+        assert code == 2, err
+        assert "Traceback" not in err
+        assert squeezed(f"{folder / 'scenarios.yaml'}:{line}: {field}: id") in squeezed(err), err
+
+    check()
+    assert before.changes(snapshot()) == []
+
+
+BAD_LEVELS = st.one_of(
+    st.booleans(),
+    st.integers(1, 5).map(str),
+    st.floats(allow_nan=True).filter(lambda x: not float(x).is_integer()),
+    st.lists(st.integers(1, 5), max_size=2),
+    LETTERS,
+)
+
+
+@st.composite
+def bad_judge_file(draw: st.DrawFn, exported: dict) -> tuple[dict, list[str]]:
+    """The run's judge file, filled in, then one thing made wrong; what the error must say."""
+    data = json.loads(json.dumps(exported)) | {"judge": "ann"}
+    for item in data["items"]:
+        item["scores"] = dict(JUDGED)
+    index = draw(st.integers(0, len(data["items"]) - 1))
+    kind = draw(st.sampled_from(["level", "judge", "comment", "item_id"]))
+    if kind == "level":
+        criterion = draw(st.sampled_from(sorted(JUDGED)))
+        data["items"][index]["scores"][criterion] = draw(BAD_LEVELS)
+        return data, [f"items.{index}.scores.{criterion}:"]
+    if kind == "judge":
+        data["judge"] = draw(st.text(min_size=201, max_size=300))
+        return data, ["judge:", "200 characters"]
+    if kind == "comment":
+        data["items"][index]["comment"] = "c" * draw(st.integers(10_001, 30_000))
+        return data, [f"items.{index}.comment:", "10000 characters"]
+    data["items"][index]["item_id"] = draw(st.text(alphabet="i", min_size=65, max_size=200))
+    return data, [f"items.{index}.item_id:"]
+
+
+def test_generated_bad_judge_files_exit_2_naming_the_field_and_write_nothing(
+    servers: dict[str, str], tmp_path: Path
+) -> None:
+    exported = json.loads(judging.export_file(runs.get_run(servers["run"])).model_dump_json())
+    before = snapshot()
+
+    @PROPERTY
+    @given(bad_judge_file(exported))
+    def check(case: tuple[dict, list[str]]) -> None:
+        data, expected = case
+        path = tmp_path / "judge.json"
+        path.write_text(json.dumps(data))
+        code, _, err = invoke("judge", "apply", str(path))
+        assert code == 2, err
+        assert "Traceback" not in err
+        for fragment in [str(path), *expected]:
+            assert squeezed(fragment) in squeezed(err), (fragment, err)
+
+    check()
+    assert before.changes(snapshot()) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("empty.yaml", "# nothing here\n", "the config file is empty"),
+        ("twice.yaml", "seed: 1\nseed: 2\n", "seed: duplicate key (first given at line 1)"),
+        ("huge.yaml", "seed: 9223372036854775807\n", "seed: Input should be less than or equal"),
+    ],
+)
+def test_config_file_errors_say_the_same_from_the_console_script(
+    name: str, text: str, expected: str, prefect_api: str, tmp_path: Path
+) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    before = snapshot()
+    result = benchlib("run", str(TIPS), "--config", str(path))
+    assert result.returncode == 2, result.stderr
+    assert squeezed(f"{path}") in squeezed(result.stderr)
+    assert squeezed(expected) in squeezed(result.stderr)
+    assert before.changes(snapshot()) == []
+
+
+def test_metric_names_mlflow_refuses_are_mended_as_they_are_pushed(tmp_path: Path) -> None:
+    """A model id such as `openai:m@q4_k_m` used to fail its run's every MLflow update."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow_id = tracking.client(uri).create_run(tracking.experiment_id(uri, "names")).info.run_id
+    name = "openai:smollm2@q4_k_m/v1//relevance_mean"
+    tracking.push_update(uri, mlflow_id, {"metrics": {name: 3.5}})
+    metrics = tracking.client(uri).get_run(mlflow_id).data.metrics
+    assert metrics == {"openai:smollm2_q4_k_m/v1/_/relevance_mean": 3.5}
+
+    @settings(max_examples=200, deadline=None, database=None)
+    @given(st.text(max_size=40))
+    def check(name: str) -> None:
+        validation._validate_metric_name(tracking.metric_name(name))
+
+    check()

@@ -1,11 +1,22 @@
 """The `benchlib` command as a user runs it: a subprocess, its output and its exit code."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from prefect import get_client
-from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+    LogFilter,
+    LogFilterFlowRunId,
+)
+from prefect.client.schemas.objects import StateType
 
 from benchlib import runs
+from tests.conftest import ROOT
 from tests.support.cli import benchlib, config_file
 
 # Bad input (exit 2, the message, nothing written): tests/bad_inputs.yaml, run by
@@ -39,3 +50,51 @@ def test_run_prints_the_leaderboard_then_runs_and_show_find_it(
     assert "developer-morning" in shown.stdout and "(seed 42)" in shown.stdout
     assert "local@" in shown.stdout  # where each cell ran: this process (cell.worker)
     assert benchlib("show", "no-such-run").returncode == 2
+
+
+def test_read_commands_in_a_new_folder_leave_nothing_behind(tmp_path: Path) -> None:
+    """`runs` and `show` in a folder benchlib never ran in: nothing to list, no database made."""
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("BENCHLIB_HOME", "BENCHLIB_DATABASE_URL")
+    }
+    listed = benchlib("runs", cwd=tmp_path, env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert "no runs yet" in listed.stdout
+    assert benchlib("runs", "--json", cwd=tmp_path, env=env).stdout.strip() == "[]"
+    shown = benchlib("show", "20261204", cwd=tmp_path, env=env)
+    assert shown.returncode == 2
+    assert "no run '20261204' (no benchlib database yet:" in " ".join(shown.stderr.split())
+    assert list(tmp_path.iterdir()) == []
+
+
+def _failed_flow_runs() -> int:
+    failed = FlowRunFilterStateType(any_=[StateType.FAILED, StateType.CRASHED])
+    with get_client(sync_client=True) as client:
+        flow_runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=failed))
+        )
+    return len(flow_runs)
+
+
+def test_two_runs_started_with_one_run_id_at_once_one_is_refused_before_its_flow(
+    prefect_api: str, small_config: dict, tmp_path: Path
+) -> None:
+    config = config_file(
+        tmp_path / "bench.yaml",
+        small_config,
+        "prompts: [v1]\nn_scenarios: 1\nn_tips: 1\nmax_tokens: 16\njudge: skip\nrun_id: twins\n",
+    )
+    failed = _failed_flow_runs()
+    command = [sys.executable, "-m", "benchlib.cli", "run", "prompts/tips", "--config", str(config)]
+    env = dict(os.environ, PREFECT_API_URL=prefect_api)
+    started = [
+        subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    results = [(p.wait(timeout=600), p.stderr.read().decode()) for p in started]
+    assert sorted(code for code, _ in results) == [0, 2], results
+    loser = " ".join(next(err for code, err in results if code == 2).split())
+    assert "run_id: a run 'twins' exists" in loser
+    assert "Traceback" not in loser
+    assert _failed_flow_runs() == failed  # the loser made no flow run to fail
+    assert runs.get_run("twins").status == "completed"

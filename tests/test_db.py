@@ -16,9 +16,9 @@ from alembic import command
 from sqlalchemy import create_engine, inspect, text
 from sqlmodel import Session, select
 
-from benchlib import migrate
+from benchlib import migrate, runs
 from benchlib.db import engine_for
-from benchlib.errors import BenchlibError
+from benchlib.errors import BenchlibError, Conflict
 from benchlib.records import Candidate, Cell, CellStatus, Run, RunStatus, Score
 
 pytestmark = pytest.mark.db
@@ -190,3 +190,39 @@ def test_experiment_summaries_count_runs_and_name_the_latest(benchlib_home: Path
         (f"{tag}-b", 1, f"{tag}-3", RunStatus.completed),
         (f"{tag}-a", 3, f"{tag}-1", RunStatus.failed),
     ]
+
+
+def test_a_claimed_run_id_is_refused_until_its_run_ends(benchlib_home: Path) -> None:
+    """Two runs started with one id at once: the second claim fails on the table's key (the
+    check before it passes for both), and the id is free again once the first has ended
+    without recording a run."""
+    runs.claim_run_id("claimed-id")
+    with pytest.raises(Conflict, match="'claimed-id' exists or is starting"):
+        runs.claim_run_id("claimed-id")
+    runs.release_run_id("claimed-id")
+    runs.claim_run_id("claimed-id")
+    runs.release_run_id("claimed-id")
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("not a url", "'not a url' is not a database URL benchlib can open"),
+        ("nosuchdb://u@h/db", "'nosuchdb://u@h/db' is not a database URL benchlib can open"),
+        ("postgresql+nodriver://u:secret@h/db", "'postgresql+nodriver://u:***@h/db'"),
+    ],
+)
+def test_a_database_url_benchlib_cannot_open_is_said_with_the_url(url: str, expected: str) -> None:
+    with pytest.raises(BenchlibError, match="BENCHLIB_DATABASE_URL") as info:
+        engine_for(url)
+    assert expected in str(info.value)
+    assert "secret" not in str(info.value)
+
+
+def test_a_file_that_is_not_a_database_is_said_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "benchlib.db"
+    path.write_bytes(b"not a database, only some text " * 10)
+    with pytest.raises(BenchlibError, match="cannot be opened") as info:
+        engine_for(f"sqlite:///{path}")
+    assert "expected a benchlib database" in str(info.value)
+    assert path.read_bytes() == b"not a database, only some text " * 10

@@ -21,6 +21,7 @@ from flows.benchmark import benchmark
 from tests.conftest import ROOT
 from tests.support.cli import benchlib, config_file
 from tests.support.mlflow_cells import cells_table
+from tests.support.written import snapshot
 
 GOOD = {"relevance": 4, "actionability": 3, "tone": 5}
 
@@ -169,3 +170,31 @@ def test_cli_run_without_a_terminal_says_judgements_are_pending(
     result = benchlib("run", "--config", str(config), prefect_api=prefect_api)
     assert result.returncode == 0, result.stderr
     assert "1 outputs await human judgement" in " ".join(result.stdout.split())
+
+
+def test_judging_a_run_made_with_a_relative_suite_path_needs_no_suite_folder(
+    prefect_api: str, small_config: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The judgements and the leaderboard they change, from a folder where `prompts/tips` is
+    not: judging rescores the human scores and composites only."""
+    monkeypatch.chdir(ROOT)
+    values = small_config | {"suite": "prompts/tips", "prompts": ["v1"], "n_scenarios": 1}
+    run_id = benchmark(**build_config(values | {"judge": "human"}).model_dump())["run_id"]
+    data = export(run_id) | {"judge": "ann"}
+    for item in data["items"]:
+        item["scores"] = dict(GOOD)
+    path = tmp_path / "judge.json"
+    path.write_text(json.dumps(data))
+    result = benchlib("judge", "apply", str(path), prefect_api=prefect_api, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert len(judging.judgements_of(run_id)) == len(data["items"])
+    assert "Leaderboard" in result.stdout
+
+    # A bad file there: refused whole, nothing written.
+    data["items"][0]["scores"]["tone"] = True
+    path.write_text(json.dumps(data))
+    before = snapshot()
+    result = benchlib("judge", "apply", str(path), prefect_api=prefect_api, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "items.0.scores.tone" in result.stderr
+    assert before.changes(snapshot()) == []

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from benchlib import judging, orchestration, reports
+from benchlib import bounds, judging, orchestration, reports
 from benchlib.api.policy import RunId
 from benchlib.runs import get_run
 
@@ -41,7 +41,9 @@ class Resumed(BaseModel):
 
 
 @router.get("/runs/{run_id}/judging")
-def pending_items(run_id: RunId, judge: Annotated[str, Query(max_length=200)] = "") -> Pending:
+def pending_items(
+    run_id: RunId, judge: Annotated[str, Query(max_length=bounds.MAX_JUDGE)] = ""
+) -> Pending:
     """The rubric and the blind items nobody has judged yet, or that `judge` has not."""
     run = get_run(run_id)
     everything = judging.judge_items(run)

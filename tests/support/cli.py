@@ -8,12 +8,15 @@ from pathlib import Path
 from tests.conftest import ROOT
 
 
-def benchlib(*args: str, prefect_api: str | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
+def benchlib(
+    *args: str, prefect_api: str | None = None, cwd: Path = ROOT, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """`benchlib ARGS` in `cwd`, with this process's environment (or `env`)."""
+    env = dict(os.environ if env is None else env)
     if prefect_api:
         env["PREFECT_API_URL"] = prefect_api
     command = [sys.executable, "-m", "benchlib.cli", *args]
-    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd, timeout=600)
 
 
 def config_file(path: Path, small_config: dict, extra: str) -> Path:
