@@ -21,6 +21,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from benchlib import (
+    autojudge,
     bounds,
     cache,
     db,
@@ -563,9 +564,20 @@ def judge_export(
         ..., "--out", help="Where to write the judge file (JSON).", callback=_output_path
     ),
     judge: str = typer.Option("", help="Pre-fill the judge and leave out what they judged."),
+    sample: str | None = typer.Option(
+        None, "--sample", help="Spot check: a stratified sample of N items or a fraction (0.2)."
+    ),
 ) -> None:
     """Write the rubric and the blind items to a file a person (or a judge session) fills in."""
-    judge_file = judging.export_file(runs.get_run(run_id), judge)
+    run = runs.get_run(run_id)
+    items = None
+    if sample is not None:
+        items = autojudge.stratified_sample(
+            run, judging.judge_items(run), autojudge.parse_sample(sample)
+        )
+        if judge:
+            items = judging.pending_items(run, judge, items)
+    judge_file = judging.export_file(run, judge, items)
     files.write_atomic(out, judge_file.model_dump_json(indent=2))
     console.print(f"{len(judge_file.items)} item(s) to judge: {out}")
     console.print(f"fill in `judge` and the scores, then: benchlib judge apply {out}")
@@ -598,6 +610,83 @@ def judge_resume(
     flow_run_id = resume_run(run, approve)
     pending = len(judging.pending_items(run))
     console.print(f"resumed flow run {flow_run_id} ({pending} item(s) left unjudged)")
+
+
+@judge_app.command("auto")
+def judge_auto(
+    run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
+    model: str = typer.Option(..., "--model", help="Judge model spec, e.g. ollama:qwen2.5:3b."),
+    sample: str | None = typer.Option(
+        None, "--sample", help="Judge only a stratified sample: N items or a fraction (0.2)."
+    ),
+    allow_self_judge: bool = typer.Option(
+        False, "--allow-self-judge", help="Let a model of the run judge the run's outputs."
+    ),
+    max_model_b: float | None = typer.Option(None, help="Size guard (default: the run's)."),
+    allow_unknown_size: bool = typer.Option(
+        False, "--allow-unknown-size", help="Judge with a model whose size the server hides."
+    ),
+    openai_base_url: str | None = typer.Option(None, help="Default: the run's."),
+    ollama_url: str | None = typer.Option(None, help="Default: the run's."),
+    max_tokens: int = typer.Option(autojudge.MAX_TOKENS, min=1, help="Judge answer token limit."),
+    refresh_cache: bool = typer.Option(
+        False, "--refresh", help="Ask the judge again and refresh its cached answers."
+    ),
+) -> None:
+    """A judge model scores the run's blind items with its rubric (cached, in the call log);
+    its judgements are recorded under `model:SPEC…`, apart from people's."""
+    overrides = {
+        "max_model_b": max_model_b,
+        "allow_unknown_size": allow_unknown_size or None,
+        "openai_base_url": openai_base_url,
+        "ollama_url": ollama_url,
+        "refresh": refresh_cache or None,
+    }
+    size = autojudge.parse_sample(sample) if sample is not None else None
+    result = autojudge.judge_run(
+        run_id, model, overrides, size, allow_self_judge, max_tokens=max_tokens
+    )
+    console.print(
+        f"run {result.run_id}: {result.items} item(s) judged by {result.judge}: "
+        f"{result.added} added, {result.updated} updated, {result.unchanged} unchanged, "
+        f"{result.failed} malformed answer(s); {result.provider_calls} provider call(s)"
+    )
+    refresh(result.run_id)
+
+
+@judge_app.command("agreement")
+def judge_agreement(
+    run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (for scripts and agents)."),
+) -> None:
+    """How far to trust each model judge: its agreement with people on the items both judged
+    (Krippendorff's alpha per criterion) and its bias (model − people, with an interval)."""
+    result = autojudge.calibration(runs.get_run(run_id).id)
+    if as_json:
+        console.print_json(result.model_dump_json())
+        return
+    if not result.judges:
+        console.print(f"run {result.run_id}: no model judge yet (`benchlib judge auto`)")
+    for entry in result.judges:
+        table = Table(
+            title=f"{entry.model_judge} vs people ({', '.join(entry.people) or 'none'}) · "
+            f"{entry.items} item(s) both judged · {result.confidence:.0%} CI over scenarios",
+            title_justify="left",
+        )
+        for title in ("criterion", "items", "scenarios", "alpha", "bias", "bias CI", ""):
+            table.add_column(title, justify="left" if title == "criterion" else "right")
+        for c in entry.criteria:
+            interval = "—" if c.bias_low is None else f"[{c.bias_low:+.2f}, {c.bias_high:+.2f}]"
+            table.add_row(
+                c.criterion,
+                str(c.items),
+                str(c.scenarios),
+                "—" if c.alpha is None else f"{c.alpha:.2f}",
+                "—" if c.bias is None else f"{c.bias:+.2f}",
+                interval,
+                "thin evidence" if c.thin else "",
+            )
+        console.print(table)
 
 
 cache_app = typer.Typer(help="The response cache (in the benchlib database).", no_args_is_help=True)

@@ -28,7 +28,7 @@ def compute_leaderboard(run: Run) -> dict[str, Any]:
         run_cells(run.id),
         run_candidates(run.id),
         scores,
-        judging.judgements_of(run.id),
+        scoring.composite_judgements(judging.judgements_of(run.id)),
         run.config["seed"],
     )
 

@@ -18,6 +18,7 @@ from benchlib.scorers import VERSION, ScoreFn, ScoreInput, ScoreValue, build_sco
 from benchlib.suite import Suite, load_suite
 
 AUTO_COMPOSITE = "auto_composite"
+MODEL_JUDGE_PREFIX = "model:"
 COMPOSITE = "composite"
 
 
@@ -52,6 +53,14 @@ def human_values(judgements: list[Judgement]) -> dict[int, dict[str, tuple[float
         candidate: {name: (sum(v) / len(v), len(v)) for name, v in names.items()}
         for candidate, names in collected.items()
     }
+
+
+def composite_judgements(judgements: list[Judgement]) -> list[Judgement]:
+    """The judgements the composite uses: people's where any exist, else the model judges'
+    (`benchlib judge auto`); never the two mixed, and never a failed model answer."""
+    scored = [j for j in judgements if j.scores]
+    people = [j for j in scored if not j.judge.startswith(MODEL_JUDGE_PREFIX)]
+    return people or scored
 
 
 def score_cell(
@@ -149,7 +158,8 @@ def score_run(run_id: str) -> int:
     # The rubric the run was planned with (as judges saw it), not the suite's current file.
     rubric = judging.rubric_of(run)
     judgements = judging.judgements_of(run.id)
-    human = human_values([j for j in judgements if j.rubric_hash == rubric.hash])
+    current = [j for j in judgements if j.rubric_hash == rubric.hash]
+    human = human_values(composite_judgements(current))
     scores_by_cell = {
         cell.id: score_cell(suite, rubric, scorers, cell, per_cell[cell.id], human)
         for cell in cells

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from benchlib import bounds, judging, orchestration, reports
+from benchlib import autojudge, bounds, judging, orchestration, reports
 from benchlib.api.policy import RunId
 from benchlib.runs import get_run
 
@@ -68,3 +68,10 @@ def resume(run_id: RunId, body: Resume) -> Resumed:
     run = get_run(run_id)
     flow_run_id = orchestration.resume_run(run, body.approve)
     return Resumed(flow_run_id=flow_run_id, pending=len(judging.pending_items(run)))
+
+
+@router.get("/runs/{run_id}/agreement")
+def agreement(run_id: RunId) -> autojudge.Agreement:
+    """How far each model judge agrees with people on the items both judged (Krippendorff's
+    alpha per criterion) and its bias (model − people, bootstrap interval over scenarios)."""
+    return autojudge.calibration(get_run(run_id).id)

@@ -1,0 +1,227 @@
+"""The model judge on real outputs: the embedded model judges a small run's blind items through
+the `benchlib` command. What is tested is the plumbing (blindness, constrained answers, the
+cache, malformed answers, refusals) and the agreement figures against judgements written here;
+the embedded model's scores themselves are poor."""
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import httpx
+import krippendorff
+import numpy as np
+import pytest
+from sqlmodel import select
+
+from benchlib import autojudge, judging, reports, runs
+from benchlib.api.app import create_app
+from benchlib.api.settings import ApiSettings
+from benchlib.config import build_config
+from benchlib.db import session
+from benchlib.records import Judgement, LLMCall, Score
+from benchlib.stats import bootstrap_mean
+from flows.benchmark import benchmark
+from tests.support.cli import benchlib
+from tests.support.servers import serve_app
+
+JUDGE = "openai:smollm2"  # the embedded model, which also wrote the outputs
+TOKEN = "agreement-test-token"
+
+
+@pytest.fixture(scope="module")
+def run_id(prefect_api: str, small_config: dict) -> str:
+    values = small_config | {"n_candidates": 1, "judge": "skip"}
+    return benchmark(**build_config(values).model_dump())["run_id"]
+
+
+def judge_calls(run_id: str) -> list[LLMCall]:
+    with session() as s:
+        query = select(LLMCall).where(LLMCall.run_id == run_id, LLMCall.step == "judge")
+        return list(s.exec(query))
+
+
+def model_judgements(run_id: str) -> list[Judgement]:
+    return [j for j in judging.judgements_of(run_id) if autojudge.is_model_judge(j.judge)]
+
+
+def auto(run_id: str, *extra: str) -> tuple[int, str]:
+    done = benchlib("judge", "auto", run_id, "--model", JUDGE, *extra)
+    return done.returncode, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--model", JUDGE], "pass --allow-self-judge"),
+        (["--model", "openai:no-such-judge", "--allow-self-judge"], "unknown model"),
+        (["--model", "gpt-4o", "--allow-self-judge"], "is not a model spec"),
+        (
+            ["--model", JUDGE, "--allow-self-judge", "--max-model-b", "0.1"],
+            "more than max_model_b = 0.1B",
+        ),
+        (["--model", JUDGE, "--allow-self-judge", "--sample", "0"], "--sample: expected"),
+        (["--model", JUDGE, "--allow-self-judge", "--sample", "many"], "got 'many'"),
+    ],
+    ids=["self-judge", "unknown", "not-a-spec", "too-big", "sample-zero", "sample-word"],
+)
+def test_bad_judge_input_is_refused_and_nothing_written(
+    run_id: str, args: list[str], expected: str
+) -> None:
+    before = (len(judging.judgements_of(run_id)), len(judge_calls(run_id)))
+    done = benchlib("judge", "auto", run_id, *args)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert expected in done.stderr and "Traceback" not in done.stderr
+    assert (len(judging.judgements_of(run_id)), len(judge_calls(run_id))) == before
+
+
+def test_model_judges_blind_constrained_and_cached(run_id: str) -> None:
+    run = runs.get_run(run_id)
+    items = judging.judge_items(run)
+    code, output = auto(run_id, "--allow-self-judge")
+    assert code == 0, output
+    judgements = model_judgements(run_id)
+    assert len(judgements) == len(items) == 4
+    judge = judgements[0].judge
+    assert judge.startswith(f"model:{JUDGE}") and judge.endswith(
+        f"#{autojudge.PROMPT_VERSION}.{autojudge.PROMPT_HASH}"
+    )
+    # Constrained decoding: every answer gave every criterion one of its levels.
+    rubric = judging.rubric_of(run)
+    for j in judgements:
+        assert set(j.scores) == {c.name for c in rubric.criteria}, j.comment
+        assert all(j.scores[c.name] in c.scores for c in rubric.criteria), j.comment
+    calls = judge_calls(run_id)
+    assert len(calls) == 4 and all(c.status_code == 200 for c in calls)
+    cells = runs.run_cells(run_id)
+    for call in calls:
+        schema = call.request["response_format"]["json_schema"]["schema"]
+        assert schema["properties"]["tone"]["enum"] == [1, 2, 3, 4, 5]
+        prompt = json.dumps(call.request["messages"])
+        for identity in ("smollm2", "openai", "v2-mentor", "mentor", "v1", run_id):
+            assert identity not in prompt
+        for cell in cells:
+            assert cell.id not in prompt and cell.prompt_hash not in prompt
+        assert "Example:" in prompt  # every level comes with its calibrated example
+    # A second run answers from the cache: no provider call, nothing changes.
+    code, output = auto(run_id, "--allow-self-judge")
+    assert code == 0, output
+    assert "0 added, 0 updated, 4 unchanged" in output and "0 provider call(s)" in output
+    assert len(judge_calls(run_id)) == 4
+
+
+def test_a_malformed_answer_is_recorded_as_a_failed_judgement(run_id: str) -> None:
+    """Two tokens cut the JSON short: each answer is recorded with its raw text, no crash; the
+    composite ignores it. Judging again with room to answer replaces them (from the cache)."""
+    code, output = auto(run_id, "--allow-self-judge", "--max-tokens", "2")
+    assert code == 0, output
+    assert "4 malformed answer(s)" in output
+    failed = model_judgements(run_id)
+    assert all(j.scores == {} for j in failed)
+    assert all(j.comment.startswith("malformed judge answer: not JSON") for j in failed)
+    assert all("raw answer: '" in j.comment for j in failed)
+    calls = len(judge_calls(run_id))
+    code, output = auto(run_id, "--allow-self-judge")
+    assert code == 0 and "4 updated" in output and "0 provider call(s)" in output
+    assert len(judge_calls(run_id)) == calls
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("", "not JSON"),
+        ("[4, 3, 5]", "expected a JSON object"),
+        ('{"relevance": 4, "actionability": 3}', "no score for 'tone'"),
+        ('{"relevance": 4, "actionability": 3, "tone": 9}', "tone = 9 is not one of"),
+        ('{"relevance": true, "actionability": 3, "tone": 5}', "relevance = True"),
+        ('{"relevance": 4.5, "actionability": 3, "tone": 5}', "relevance = 4.5"),
+        ('{"relevance": 4, "actionability": 3, "tone": 5, "x": 1}', "unknown criterion 'x'"),
+    ],
+)
+def test_answers_outside_the_rubric_are_malformed(run_id: str, text: str, why: str) -> None:
+    scores, problem = autojudge.parse_answer(judging.rubric_of(runs.get_run(run_id)), text)
+    assert scores is None and why in problem
+
+
+def test_sample_spreads_over_rows_and_scenarios(run_id: str, tmp_path: Path) -> None:
+    run = runs.get_run(run_id)
+    items = judging.judge_items(run)
+    cells = {c.id: c for c in runs.run_cells(run_id)}
+    picked = autojudge.stratified_sample(run, items, 2)
+    assert len(picked) == 2 == len(autojudge.stratified_sample(run, items, 0.5))
+    assert {cells[i.cell_id].prompt_version for i in picked} == {"v1", "v2-mentor"}
+    assert len({cells[i.cell_id].scenario_id for i in picked}) == 2
+    assert autojudge.stratified_sample(run, items, 2) == picked
+    assert len(autojudge.stratified_sample(run, items, 0.1)) == 1
+    assert len(autojudge.stratified_sample(run, items, 99)) == 4
+    out = tmp_path / "spot.json"
+    done = benchlib("judge", "export", run_id, "--out", str(out), "--sample", "2")
+    assert done.returncode == 0, done.stderr
+    exported = [i["item_id"] for i in json.loads(out.read_text())["items"]]
+    assert exported == [i.item_id for i in picked]
+
+
+def test_agreement_with_people_on_the_items_both_judged(run_id: str) -> None:
+    """People judge three of the four items; the figures match krippendorff and a bootstrap of
+    the per-scenario differences computed here; the composite then uses people only."""
+    run = runs.get_run(run_id)
+    code, output = auto(run_id, "--allow-self-judge")  # from the cache
+    assert code == 0, output
+    items = judging.judge_items(run)[:3]
+    model = {j.candidate_id: j.scores for j in model_judgements(run_id)}
+    people = {
+        "alice": [{"relevance": 1 + k, "actionability": 2, "tone": 5 - k} for k in range(3)],
+        "bob": [{"relevance": 2 + k, "actionability": 3, "tone": 4} for k in range(3)],
+    }
+    for judge, scores in people.items():
+        judging.apply_judgements(
+            run_id,
+            judge,
+            [
+                judging.Scored(item_id=item.item_id, scores=given)
+                for item, given in zip(items, scores, strict=True)
+            ],
+            "test",
+        )
+    reports.refresh_leaderboard(run_id)
+    result = autojudge.calibration(run_id)
+    [entry] = result.judges
+    assert entry.people == ["alice", "bob"] and entry.items == 3
+    scenario = {c.id: c.scenario_id for c in runs.run_cells(run_id)}
+    for figures in entry.criteria:
+        name = figures.criterion
+        mean_people = [np.mean([people[p][k][name] for p in people]) for k in range(3)]
+        theirs = [model[i.candidate_id][name] for i in items]
+        order = np.argsort([i.candidate_id for i in items])
+        data = np.array([mean_people, theirs])[:, order]
+        if np.unique(data).size > 1:
+            expected = krippendorff.alpha(reliability_data=data, level_of_measurement="interval")
+            assert figures.alpha == pytest.approx(expected)
+        by_scenario = defaultdict(list)
+        for k, item in enumerate(items):
+            by_scenario[scenario[item.cell_id]].append(theirs[k] - mean_people[k])
+        differences = np.array([np.mean(v) for v in by_scenario.values()])
+        bias = bootstrap_mean(differences, run.config["seed"])
+        assert (figures.bias, figures.bias_low, figures.bias_high) == pytest.approx(tuple(bias))
+        assert figures.items == 3 and figures.scenarios == len(by_scenario) and figures.thin
+    # Never mixed: the composite's criteria are the people's mean, though the model judged too.
+    judged = {i.candidate_id: k for k, i in enumerate(items)}
+    with session() as s:
+        rows = s.exec(select(Score).where(Score.run_id == run_id, Score.name == "relevance"))
+        relevance = {row.candidate_id: row for row in rows}
+    for candidate, k in judged.items():
+        assert relevance[candidate].value == np.mean([people[p][k]["relevance"] for p in people])
+        assert relevance[candidate].explanation == "mean of 2 judge(s)"
+    assert not set(relevance) - set(judged)  # the item people left is not scored by the model
+
+    done = benchlib("judge", "agreement", run_id)
+    assert done.returncode == 0 and "alpha" in done.stdout and "thin evidence" in done.stdout
+    with serve_app(create_app(ApiSettings(token=TOKEN)), "/api/health") as api:
+        reply = httpx.get(
+            f"{api}/api/runs/{run_id}/agreement", headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+        assert reply.status_code == 200, reply.text
+        assert reply.json() == json.loads(result.model_dump_json())
+        missing = httpx.get(
+            f"{api}/api/runs/no-such-run/agreement", headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+        assert missing.status_code == 404
