@@ -1,6 +1,10 @@
-"""`benchlib`: run a benchmark locally, list runs, show one, print its leaderboard."""
+"""`benchlib`: run a benchmark locally, list runs, show one, print its leaderboard.
 
-import atexit
+Commands that do not run a flow (`runs`, `show`, `judge`, `leaderboard`, `report`, `compare`,
+`--help`) never import Prefect or MLflow: the modules that do are imported inside the commands
+that need them (tests/test_cli.py checks it), so those commands start in well under a second.
+"""
+
 import inspect
 import json
 import logging
@@ -25,18 +29,15 @@ from benchlib import (
     integrity,
     judging,
     leaderboard,
-    recovery,
     reports,
     runs,
     scoring,
-    stack,
     tracking_outbox,
     verdict,
 )
 from benchlib.config import BenchmarkConfig, load_config
 from benchlib.errors import BenchlibError
 from benchlib.judge_session import judge_in_terminal
-from benchlib.orchestration import ensure_gpu_limit, in_process_flow, resume_run
 from benchlib.pool import GPU_POOL, default_worker_name, worker_command, worker_env
 from benchlib.records import RunStatus
 from benchlib.settings import configure_prefect_servers, tracking_uri
@@ -55,13 +56,6 @@ def _consoles() -> tuple[Console, Console]:
 
 
 console, err_console = _consoles()
-
-
-def attach_streams() -> None:
-    """Make the consoles again for this process's stdout, stderr and environment: the fork
-    server imported this module before it had a caller's."""
-    global console, err_console
-    console, err_console = _consoles()
 
 
 def _option_for(name: str, field: Any) -> inspect.Parameter:
@@ -168,7 +162,8 @@ def run(
     config = load_config(config_file, suite=suite, **overrides)
     runs.check_run(config, run_id="check")
 
-    from flows.benchmark import benchmark  # only `run` needs the flow objects
+    from benchlib.orchestration import ensure_gpu_limit, in_process_flow
+    from flows.benchmark import benchmark
 
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -212,6 +207,9 @@ def resume(
     force: bool = typer.Option(False, "--force", help="Run it again even if it looks alive."),
 ) -> None:
     """Run again a benchmark whose process died: cells already done are not generated again."""
+    from benchlib import recovery
+    from benchlib.orchestration import ensure_gpu_limit, in_process_flow
+
     flow_run = recovery.reschedule(run_id, force)
     if flow_run.deployment_id:
         console.print(
@@ -561,6 +559,8 @@ def judge_resume(
     approve: bool = typer.Option(True, help="Continue with what is judged (else wait again)."),
 ) -> None:
     """Continue a benchmark flow run that waits for judges."""
+    from benchlib.orchestration import resume_run
+
     run = runs.get_run(run_id)
     flow_run_id = resume_run(run, approve)
     pending = len(judging.pending_items(run))
@@ -647,6 +647,8 @@ def stack_up(
     api_port: int = typer.Option(8765, envvar="BENCHLIB_API_PORT"),
 ) -> None:
     """Start the stack on 127.0.0.1 and register the `benchmark/default` deployment."""
+    from benchlib import stack
+
     config = stack.StackConfig(
         prefect_port=prefect_port, mlflow_port=mlflow_port, api_port=api_port
     )
@@ -663,6 +665,8 @@ def stack_up(
 @stack_app.command("down")
 def stack_down() -> None:
     """Stop the stack (worker first)."""
+    from benchlib import stack
+
     stopped = stack.down()
     console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
 
@@ -670,6 +674,8 @@ def stack_down() -> None:
 @stack_app.command("status")
 def stack_status() -> None:
     """Which stack processes run (pid) and where their logs are."""
+    from benchlib import stack
+
     for name, pid in stack.status().items():
         console.print(f"{name}: {'running, pid ' + str(pid) if pid else 'stopped'}")
     console.print(f"logs: {stack.stack_dir()}")
@@ -697,38 +703,11 @@ def worker(
 
 
 def main() -> None:
-    """The console script: user errors print one clear message and exit 2, no traceback.
-
-    The process then leaves without the interpreter's teardown: once the exit handlers have run
-    (Prefect delivering its events and logs, stopping an ephemeral server; registered after this
-    one, they run before it) there is nothing left to clean up, and freeing Prefect's, MLflow's
-    and pandas' modules one by one took 1–3 s of every command here.
-    """
-    status = ExitStatus()
-    atexit.register(status.leave)
+    """The console script: user errors print one clear message and exit 2, no traceback."""
     try:
         app(prog_name="benchlib")
     except BenchlibError as exc:
-        status.code = 2
         _fail(str(exc))
-    except SystemExit as exc:
-        status.code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
-        raise
-    except KeyboardInterrupt:
-        status.code = 130
-        raise
-
-
-class ExitStatus:
-    """The code the process exits with; an exception that escapes leaves it at 1."""
-
-    code = 1
-
-    def leave(self) -> None:
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(self.code)
 
 
 if __name__ == "__main__":

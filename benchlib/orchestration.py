@@ -24,13 +24,13 @@ from benchlib.config import BenchmarkConfig
 from benchlib.db import session
 from benchlib.errors import BenchlibError, Conflict, Unavailable
 from benchlib.records import GpuLease, Run
+from benchlib.settings import GPU_SLOTS_ENV
 
 GPU_LIMIT = "gpu"
 # A process that dies holding the slot stops renewing its lease; a full Prefect server frees the
 # slot this long after (its repossessor; ephemeral and test servers run none). Renewed every 3/4
 # of it while alive.
 GPU_LEASE_S = 90
-GPU_SLOTS_ENV = "BENCHLIB_GPU_SLOTS"
 
 
 def gpu_slots() -> int:

@@ -16,7 +16,6 @@ from pathlib import Path
 import httpx
 from pydantic import BaseModel
 
-from benchlib import forkserver
 from benchlib.errors import BenchlibError
 from benchlib.orchestration import gpu_slots
 from benchlib.pool import default_worker_name, worker_command, worker_env
@@ -161,8 +160,6 @@ def up(stack: StackConfig) -> dict[str, str]:
     slots = gpu_slots()
     name = f"{default_worker_name()}-stack"
     _start("gpu-worker", worker_command(slots, name), worker_env(slots, name, env))
-    # `benchlib` commands for this BENCHLIB_HOME start here, each in its caller's environment.
-    _start("forkserver", forkserver.command(forkserver.socket_file()), dict(os.environ))
     _wait_http("mlflow-server", f"{stack.mlflow_url}/health")
     _wait_http("admin-api", f"{stack.api_url}/api/health")
     return urls(stack)
@@ -185,7 +182,6 @@ PROCESSES = (
     "prefect-worker",
     "gpu-worker",
     "admin-api",
-    "forkserver",
 )
 
 
@@ -197,7 +193,6 @@ def down() -> list[str]:
     """Stop in reverse order; the worker gets SIGINT (it ignores SIGTERM for a while)."""
     stopped = []
     for name, sig in (
-        ("forkserver", signal.SIGTERM),
         ("admin-api", signal.SIGTERM),
         ("gpu-worker", signal.SIGINT),
         ("prefect-worker", signal.SIGINT),

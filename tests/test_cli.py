@@ -1,7 +1,11 @@
 """The `benchlib` command as a user runs it: a subprocess, its output and its exit code."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 from prefect import get_client
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
@@ -39,3 +43,37 @@ def test_run_prints_the_leaderboard_then_runs_and_show_find_it(
     assert "developer-morning" in shown.stdout and "(seed 42)" in shown.stdout
     assert "local@" in shown.stdout  # where each cell ran: this process (cell.worker)
     assert benchlib("show", "no-such-run").returncode == 2
+
+
+# Commands that run no flow start without Prefect or MLflow (~2.5 s of imports): what the
+# interpreter imported is read from `-X importtime`, on an empty benchlib home.
+NO_FLOW_COMMANDS = [
+    ["--help"],
+    ["runs"],
+    ["runs", "--json"],
+    ["show", "no-such-run"],
+    ["leaderboard", "no-such-run"],
+    ["report", "no-such-run", "--html", "report.html"],
+    ["compare", "no-such-run", "--baseline", "latest"],
+    ["judge", "export", "no-such-run", "--out", "judge.json"],
+    ["judge", "--help"],
+]
+
+
+@pytest.mark.parametrize("args", NO_FLOW_COMMANDS, ids=" ".join)
+def test_commands_that_run_no_flow_import_neither_prefect_nor_mlflow(
+    args: list[str], tmp_path: Path
+) -> None:
+    env = dict(os.environ, BENCHLIB_HOME=str(tmp_path / "home"))
+    command = [sys.executable, "-X", "importtime", "-m", "benchlib", *args]
+    result = subprocess.run(
+        command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
+    )
+    assert result.returncode in (0, 2), result.stderr[-2000:]
+    imported = {
+        line.rpartition("|")[2].strip().split(".")[0]
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert "benchlib" in imported
+    assert not imported & {"prefect", "mlflow"}, " ".join(args)
