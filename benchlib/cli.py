@@ -154,8 +154,6 @@ def run(
     **overrides: Any,
 ) -> None:
     """Run a benchmark on this machine: plan, generate every cell, score, print the leaderboard."""
-    if not verbose:
-        _quiet_console()
     configure_prefect_servers()
     if overrides.get("local_models") is not None:
         overrides["local_models"] = _key_values(overrides["local_models"])
@@ -164,6 +162,9 @@ def run(
 
     from benchlib.orchestration import ensure_gpu_limit, in_process_flow
     from flows.benchmark import benchmark
+
+    if not verbose:
+        _quiet_console()
 
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -232,9 +233,10 @@ def resume(
 
 def _quiet_console() -> None:
     """Only warnings and errors on the terminal, where the progress bar and the leaderboard
-    are; the Prefect UI still gets every log line. Prefect set up its logging when it was
-    imported, before the options were read, so its console handler is turned down here; MLflow
-    sets up its own when the pusher imports it and reads its level from the environment."""
+    are; the Prefect UI still gets every log line. Prefect sets up its logging when it is
+    imported (the commands call this after importing it), so its console handler is turned down
+    here; MLflow sets up its own when the pusher imports it and reads its level from the
+    environment."""
     from prefect.logging.handlers import PrefectConsoleHandler
 
     for handler in logging.getLogger().handlers:
