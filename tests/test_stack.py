@@ -156,3 +156,29 @@ def test_pool_execution_through_the_stack(stack) -> None:
     status, where = json.loads(shown.stdout)
     assert status == "completed"
     assert len(where) == 1 and where[0].startswith("gpu-") and "-stack@" in where[0]
+
+
+def test_stack_down_signals_only_the_processes_it_started(tmp_path: Path, monkeypatch) -> None:
+    """A pid file whose pid now names another process (the pid was reused) is dropped, and that
+    process is left alone; the process the pid file does record is stopped."""
+    from benchlib import stack
+
+    monkeypatch.setenv("BENCHLIB_HOME", str(tmp_path))
+    sleep = ["sleep", "300"]
+    stranger = subprocess.Popen(sleep, start_new_session=True)
+    ours = subprocess.Popen(sleep, start_new_session=True)
+    try:
+        pids = stack.stack_dir()
+        started = Path(f"/proc/{ours.pid}/stat").read_text().rpartition(")")[2].split()[19]
+        (pids / "admin-api.pid").write_text(f"{stranger.pid} {int(started) - 1}")
+        (pids / "mlflow-server.pid").write_text(f"{ours.pid} {started}")
+        (pids / "prefect-server.pid").write_text(str(stranger.pid))  # no start time: not trusted
+
+        assert stack.down() == ["mlflow-server"]
+        assert ours.wait(timeout=30) == -15  # SIGTERM
+        assert stranger.poll() is None
+        assert not list(pids.glob("*.pid"))
+    finally:
+        for process in (stranger, ours):
+            process.kill()
+            process.wait()
