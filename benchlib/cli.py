@@ -14,7 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -227,6 +226,7 @@ def resume(
     console.print(f"running flow run {flow_run.id} again (waits for the gpu slot to be free)")
     with in_process_flow():
         result = run_flow_sync(benchmark, flow_run=flow_run, parameters=flow_run.parameters)
+    assert isinstance(result, dict)  # return_type="result": the flow's return value or a raise
     print_leaderboard(result["run_id"], result["leaderboard"])
     _print_where(runs.get_run(result["run_id"]))
 
@@ -488,7 +488,7 @@ def _num(value: float | None) -> str:
 class _JudgeGroup(TyperGroup):
     """`benchlib judge RUN` is the terminal session; `judge export|apply|resume` the rest."""
 
-    def resolve_command(self, ctx: click.Context, args: list[str]):  # type: ignore[override]
+    def resolve_command(self, ctx: typer.Context, args: list[str]):  # type: ignore[override]
         if args and args[0] not in self.commands and not args[0].startswith("-"):
             args = ["session", *args]
         return super().resolve_command(ctx, args)

@@ -151,6 +151,7 @@ def main() -> None:
         if args.forkserver and (tree / "benchlib" / "forkserver.py").exists():
             setups.append((f"{label}, fork server running", tree, True))
 
+    commits = {label: commit(tree) for label, tree, _ in setups}  # before the trees can move
     results: dict[str, list[dict[str, float]]] = {label: [] for label, _, _ in setups}
     model = InstantServer()
     with prefect_server(base) as api, ExitStack() as servers:
@@ -186,7 +187,7 @@ def main() -> None:
                 "repeats": args.repeats,
                 "python": sys.version.split()[0],
                 "load_average": os.getloadavg()[0],
-                "commits": {label: commit(tree) for label, tree, _ in setups},
+                "commits": commits,
                 "medians": medians,
                 "runs": results,
             },

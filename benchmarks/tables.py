@@ -48,6 +48,12 @@ def _median(values: list[float]) -> float | None:
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
+def _load(data: dict[str, Any]) -> str:
+    """The load average a script recorded: a number, or [1, 5, 15 min] as os.getloadavg()."""
+    load = data["load_average"]
+    return f"{load[0] if isinstance(load, list) else load:.1f}"
+
+
 def harnesses(data: dict[str, Any]) -> Table:
     """overhead.json and peers.json: one row per harness."""
     header = ["harness", "median wall s", "÷ raw loop", "model s", "rest s", "calls", "tokens"]
@@ -148,11 +154,15 @@ def page() -> str:
         mine = [f for f in files if f.stem == key or f.stem.startswith(f"{key}-")]
         if not mine:
             continue
-        tables = [build(json.loads(f.read_text())) for f in mine]
+        data = [json.loads(f.read_text()) for f in mine]
+        tables = [build(d) for d in data]
         header = tables[0][0]
         rows = [row for _, table_rows in tables for row in table_rows]
         sources = ", ".join(f"`{f.relative_to(ROOT)}`" for f in mine)
-        parts.append(f"## {title}\n\n`{script}` → {sources}\n\n{markdown(header, rows)}\n")
+        load = ", ".join(_load(d) for d in data if "load_average" in d)
+        load = f" (load average {load} on 2 cores)" if load else ""
+        body = markdown(header, rows)
+        parts.append(f"## {title}\n\n`{script}` → {sources}{load}\n\n{body}\n")
         files = [f for f in files if f not in mine]
     if files:
         listed = "\n".join(f"- `{f.relative_to(ROOT)}`" for f in files)

@@ -64,9 +64,9 @@ class OpenAIProvider(Provider):
     def preflight(self) -> ModelInfo:
         models = self._models()
         known = {m.get("id"): m for m in models}
-        for entry in models:
-            for alias in entry.get("aliases") or []:
-                known.setdefault(alias, entry)
+        for model in models:
+            for alias in model.get("aliases") or []:
+                known.setdefault(alias, model)
         entry = known.get(self.spec.model)
         if entry is None:
             raise BenchlibError(
