@@ -71,7 +71,7 @@ class OpenAIProvider(Provider):
         if entry is None:
             raise BenchlibError(
                 f"{self.spec}: unknown model {self.spec.model!r} at {self.base_url}: "
-                f"expected one of {sorted(m.get('id') for m in models)}"
+                f"expected one of {sorted(str(m.get('id')) for m in models)}"
             )
         return ModelInfo(spec=str(self.spec), size_b=size_b_from_meta(entry))
 
