@@ -59,4 +59,4 @@ migration: setup
 	$(BIN)/ruff check --fix --quiet benchlib/migrations/versions
 
 clean:
-	rm -rf $(VENV) .benchlib site
+	rm -rf $(VENV) .venv-* .benchlib site
