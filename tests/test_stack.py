@@ -169,9 +169,13 @@ def test_stack_down_signals_only_the_processes_it_started(tmp_path: Path, monkey
     ours = subprocess.Popen(sleep, start_new_session=True)
     try:
         pids = stack.stack_dir()
-        started = Path(f"/proc/{ours.pid}/stat").read_text().rpartition(")")[2].split()[19]
-        (pids / "admin-api.pid").write_text(f"{stranger.pid} {int(started) - 1}")
-        (pids / "mlflow-server.pid").write_text(f"{ours.pid} {started}")
+        started = {
+            p.pid: int(Path(f"/proc/{p.pid}/stat").read_text().rpartition(")")[2].split()[19])
+            for p in (stranger, ours)
+        }
+        # Recorded for another process that had the same pid: its start time is not the stranger's.
+        (pids / "admin-api.pid").write_text(f"{stranger.pid} {started[stranger.pid] + 10**6}")
+        (pids / "mlflow-server.pid").write_text(f"{ours.pid} {started[ours.pid]}")
         (pids / "prefect-server.pid").write_text(str(stranger.pid))  # no start time: not trusted
 
         assert stack.down() == ["mlflow-server"]
