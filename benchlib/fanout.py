@@ -48,7 +48,7 @@ def _check_deployment(deployment: str) -> None:
 def _start(context: RunContext, block: list[CellPlan], attempt: int, deployment: str) -> FlowRun:
     """The idempotency key makes a replayed parent find its children instead of doubling them."""
     model = block[0].model
-    return run_deployment(
+    flow_run = run_deployment(
         deployment,
         parameters={"context": context, "cells": block},
         flow_run_name=f"{context.run_id} {model} #{attempt}",
@@ -56,6 +56,8 @@ def _start(context: RunContext, block: list[CellPlan], attempt: int, deployment:
         tags=["benchlib", block_tag(context.run_id)],
         timeout=0,
     )
+    assert isinstance(flow_run, FlowRun)  # called from sync code: no coroutine
+    return flow_run
 
 
 def run_blocks(
@@ -112,7 +114,7 @@ def _announce_recorded(run_id: str, announced: set[str]) -> None:
         new = set(s.exec(done)) - announced
         if not new:
             return
-        recorded = list(s.exec(select(Cell).where(col(Cell.id).in_(new)).order_by(Cell.index)))
+        recorded = list(s.exec(select(Cell).where(col(Cell.id).in_(new)).order_by(col(Cell.index))))
     for cell in recorded:
         announced.add(cell.id)
         events.emit("cell_done", cell=cell, status=cell.status, error=cell.error)

@@ -1,11 +1,14 @@
 """Prefect set-up benchlib relies on: the global concurrency limit `gpu`.
 
-Cells take a slot with strict=True, so a missing limit is an error rather than a silent "no
+A model block takes a slot on a lease; a missing limit is an error rather than a silent "no
 limit" (Prefect never creates one on its own). Our set-up creates it; an existing limit is
 left as the operator configured it.
 """
 
+import logging
 import os
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from uuid import UUID
@@ -14,23 +17,22 @@ import httpx
 from prefect import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
 from prefect.client.schemas.objects import FlowRun
-from prefect.concurrency.context import ConcurrencyContext
-from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-from sqlmodel import delete
+from sqlmodel import col, delete
 
 from benchlib.config import BenchmarkConfig
 from benchlib.db import session
 from benchlib.errors import BenchlibError, Conflict, Unavailable
 from benchlib.records import GpuLease, Run
+from benchlib.settings import GPU_SLOTS_ENV
 
 GPU_LIMIT = "gpu"
 # A process that dies holding the slot stops renewing its lease; a full Prefect server frees the
 # slot this long after (its repossessor; ephemeral and test servers run none). Renewed every 3/4
 # of it while alive.
 GPU_LEASE_S = 90
-GPU_SLOTS_ENV = "BENCHLIB_GPU_SLOTS"
+logger = logging.getLogger(__name__)
 
 
 def gpu_slots() -> int:
@@ -53,17 +55,61 @@ def ensure_gpu_limit(slots: int | None = None) -> int:
 def gpu_slot(flow_run_id: str) -> Iterator[None]:
     """One `gpu` slot, on a lease whose id is recorded while it is held (records.GpuLease): if
     this process dies, `benchlib resume` frees the slot without waiting for the lease to expire
-    (which an ephemeral Prefect server never notices)."""
-    with concurrency(GPU_LIMIT, occupy=1, strict=True, lease_duration=GPU_LEASE_S):
-        # Prefect records the granted lease on the flow's concurrency context.
-        lease_id = ConcurrencyContext.get().cleanup_lease_ids[-1]
+    (which an ephemeral Prefect server never notices). Taken with the Prefect client's lease
+    calls: Prefect's `concurrency()` keeps the lease id to itself."""
+    lease_id = _take_gpu_lease()
+    renewed = _renew_while_held(lease_id)
+    try:
         with session() as s:
             s.merge(GpuLease(flow_run_id=flow_run_id, lease_id=str(lease_id)))
         try:
             yield
         finally:
             with session() as s:
-                s.exec(delete(GpuLease).where(GpuLease.flow_run_id == flow_run_id))
+                s.exec(delete(GpuLease).where(col(GpuLease.flow_run_id) == flow_run_id))
+    finally:
+        renewed.set()
+        with get_client(sync_client=True) as client:
+            client.release_concurrency_slots_with_lease(lease_id)
+
+
+def _take_gpu_lease() -> UUID:
+    """Wait for a `gpu` slot (the server answers 423 with Retry-After while none is free). A
+    missing limit is an error, not "no limit": Prefect never creates one on its own."""
+    with get_client(sync_client=True) as client:
+        while True:
+            try:
+                response = client.increment_concurrency_slots_with_lease(
+                    names=[GPU_LIMIT], slots=1, mode="concurrency", lease_duration=GPU_LEASE_S
+                )
+            except httpx.HTTPStatusError as exc:
+                if exc.response.status_code != httpx.codes.LOCKED:
+                    raise
+                time.sleep(float(exc.response.headers.get("Retry-After", 1)))
+                continue
+            granted = response.json()
+            if not granted["limits"]:
+                raise BenchlibError(
+                    f"the Prefect server has no {GPU_LIMIT!r} concurrency limit: "
+                    "`python -m deployments.setup` creates it (`benchlib run` does too)"
+                )
+            return UUID(granted["lease_id"])
+
+
+def _renew_while_held(lease_id: UUID) -> threading.Event:
+    """Renew the lease every 3/4 of its duration until the returned event is set."""
+    released = threading.Event()
+
+    def renew() -> None:
+        while not released.wait(GPU_LEASE_S * 3 / 4):
+            try:
+                with get_client(sync_client=True) as client:
+                    client.renew_concurrency_lease(lease_id, GPU_LEASE_S)
+            except httpx.HTTPError as exc:
+                logger.warning("could not renew the gpu lease %s (will retry): %s", lease_id, exc)
+
+    threading.Thread(target=renew, name="gpu-lease", daemon=True).start()
+    return released
 
 
 def release_dead_lease(flow_run_id: str) -> None:
@@ -100,12 +146,12 @@ def resume_flow_run(flow_run_id: str, run_input: dict) -> None:
     from prefect.flow_runs import resume_flow_run as prefect_resume
 
     with get_client(sync_client=True) as client:
-        state = client.read_flow_run(flow_run_id).state
+        state = client.read_flow_run(UUID(flow_run_id)).state
     if state is None or not state.is_paused():
         name = state.name if state else "unknown"
         raise Conflict(f"flow run {flow_run_id} is not waiting for judges (state: {name})")
     try:
-        prefect_resume(flow_run_id, run_input=run_input)
+        prefect_resume(UUID(flow_run_id), run_input=run_input)
     except RuntimeError as exc:
         raise BenchlibError(
             f"Prefect rejected the resume of flow run {flow_run_id}: {exc}; it stays suspended"
@@ -152,7 +198,7 @@ def find_flow_run(run_id: str, flow_run_id: str | None = None) -> FlowRun | None
     try:
         with get_client(sync_client=True) as client:
             if flow_run_id:
-                return client.read_flow_run(flow_run_id)
+                return client.read_flow_run(UUID(flow_run_id))
             found = client.read_flow_runs(
                 flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[run_tag(run_id)])),
                 limit=1,

@@ -5,6 +5,9 @@ process worker on the pool that runs at most N child flow runs (model blocks) at
 `gpu` limit and the pool's concurrency limit are the sum over hosts
 (`python -m deployments.setup --slots TOTAL`), so no host runs more models than it has GPUs and
 the pool as a whole never more than the total.
+
+Prefect is imported by the two set-up functions only: `benchlib worker` builds its command from
+this module without it.
 """
 
 import os
@@ -15,17 +18,8 @@ from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 
-from prefect import get_client
-from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
-from prefect.client.schemas.objects import StateType
-from prefect.events.actions import ChangeFlowRunState
-from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
-from prefect.events.schemas.events import ResourceSpecification
-from prefect.exceptions import ObjectNotFound
-
-from benchlib.orchestration import GPU_SLOTS_ENV
 from benchlib.providers.local import THREADS_ENV
-from benchlib.settings import WORKER_NAME_ENV
+from benchlib.settings import GPU_SLOTS_ENV, WORKER_NAME_ENV
 
 GPU_POOL = "benchlib-gpu"
 BLOCK_FLOW = "model-block"
@@ -68,6 +62,10 @@ def default_worker_name() -> str:
 
 def ensure_gpu_pool(total_slots: int, name: str = GPU_POOL) -> None:
     """Create the pool, or bring its concurrency limit to `total_slots` (a host joined/left)."""
+    from prefect import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
+    from prefect.exceptions import ObjectNotFound
+
     with get_client(sync_client=True) as client:
         try:
             client.read_work_pool(name)
@@ -83,6 +81,12 @@ def ensure_crash_automation() -> None:
     """Prefect's documented zombie-run detection, limited to model blocks: a flow run of
     `model-block` that stops beating for CRASH_AFTER_S (its host died, its worker was killed) is
     marked Crashed, which frees its pool slot and lets the parent retry the block elsewhere."""
+    from prefect import get_client
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+    from prefect.events.schemas.events import ResourceSpecification
+
     with get_client(sync_client=True) as client:
         if client.read_automations_by_name(CRASH_AUTOMATION):
             return

@@ -11,6 +11,7 @@ come from the response cache, so nothing is generated or recorded twice. The
 import os
 import socket
 from pathlib import Path
+from uuid import UUID
 
 from prefect import get_client
 from prefect.client.schemas.objects import FlowRun
@@ -28,7 +29,7 @@ def record_process(flow_run_id: str) -> None:
     """Say which process runs this flow run (called from the flow body, so a re-run updates it)."""
     with get_client(sync_client=True) as client:
         client.update_flow_run(
-            flow_run_id, infrastructure_pid=f"{socket.gethostname()}:{os.getpid()}"
+            UUID(flow_run_id), infrastructure_pid=f"{socket.gethostname()}:{os.getpid()}"
         )
 
 
@@ -59,7 +60,7 @@ def reschedule(run_id: str, force: bool = False) -> FlowRun:
         raise BenchlibError(f"run {run.id} has no Prefect flow run to resume")
     with get_client(sync_client=True) as client:
         try:
-            flow_run = client.read_flow_run(run.flow_run_id)
+            flow_run = client.read_flow_run(UUID(run.flow_run_id))
         except ObjectNotFound:
             raise BenchlibError(
                 f"run {run.id}: the Prefect server at {PREFECT_API_URL.value() or '(ephemeral)'} "

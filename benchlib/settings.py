@@ -14,6 +14,7 @@ from benchlib.errors import BenchlibError
 HOME_ENV = "BENCHLIB_HOME"
 DATABASE_URL_ENV = "BENCHLIB_DATABASE_URL"
 WORKER_NAME_ENV = "BENCHLIB_WORKER_NAME"
+GPU_SLOTS_ENV = "BENCHLIB_GPU_SLOTS"
 # Prefect's task run recorder writes each task event in a transaction of its own; a block of
 # cells makes dozens a second, and an API write that meets one on the server's SQLite fails
 # ("database is locked", HTTP 503) and is retried by the client 2 s later. Measured on 8 runs

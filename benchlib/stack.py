@@ -16,7 +16,6 @@ from pathlib import Path
 import httpx
 from pydantic import BaseModel
 
-from benchlib import forkserver
 from benchlib.errors import BenchlibError
 from benchlib.orchestration import gpu_slots
 from benchlib.pool import default_worker_name, worker_command, worker_env
@@ -71,30 +70,42 @@ def api_token() -> str:
     return path.read_text().strip()
 
 
-def _alive(pid: int) -> bool:
+def _started_at(pid: int) -> str | None:
+    """When process `pid` started (clock ticks since boot), None if there is no such process.
+    A pid is reused once its process is gone; pid and start time together name one process."""
     try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = stat.rpartition(")")[2].split()
+    # Field 3 is the state (Z: exited, not yet reaped), field 22 the start time.
+    return None if fields[0] == "Z" else fields[19]
 
 
 def _pid(name: str) -> int | None:
+    """The pid of the stack's `name` process if that very process still runs: the pid file
+    records its start time too, so a pid the system has since given to another process (after a
+    reboot, say) is never taken for ours, nor signalled."""
     path = stack_dir() / f"{name}.pid"
     if not path.exists():
         return None
-    pid = int(path.read_text())
-    return pid if _alive(pid) else None
+    pid, _, started = path.read_text().strip().partition(" ")
+    if not pid.isdigit() or not started or _started_at(int(pid)) != started:
+        path.unlink(missing_ok=True)
+        return None
+    return int(pid)
 
 
 def _start(name: str, command: list[str], env: dict[str, str]) -> int:
     if pid := _pid(name):
         return pid
-    log = (stack_dir() / f"{name}.log").open("a")
-    process = subprocess.Popen(
-        command, cwd=PROJECT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    (stack_dir() / f"{name}.pid").write_text(str(process.pid))
+    # The child gets its own copy of the log's descriptor; ours is closed once it has started.
+    with (stack_dir() / f"{name}.log").open("a") as log:
+        process = subprocess.Popen(
+            command, cwd=PROJECT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    (stack_dir() / f"{name}.pid").write_text(f"{process.pid} {_started_at(process.pid)}")
     return process.pid
 
 
@@ -161,8 +172,6 @@ def up(stack: StackConfig) -> dict[str, str]:
     slots = gpu_slots()
     name = f"{default_worker_name()}-stack"
     _start("gpu-worker", worker_command(slots, name), worker_env(slots, name, env))
-    # `benchlib` commands for this BENCHLIB_HOME start here, each in its caller's environment.
-    _start("forkserver", forkserver.command(forkserver.socket_file()), dict(os.environ))
     _wait_http("mlflow-server", f"{stack.mlflow_url}/health")
     _wait_http("admin-api", f"{stack.api_url}/api/health")
     return urls(stack)
@@ -185,7 +194,6 @@ PROCESSES = (
     "prefect-worker",
     "gpu-worker",
     "admin-api",
-    "forkserver",
 )
 
 
@@ -197,7 +205,6 @@ def down() -> list[str]:
     """Stop in reverse order; the worker gets SIGINT (it ignores SIGTERM for a while)."""
     stopped = []
     for name, sig in (
-        ("forkserver", signal.SIGTERM),
         ("admin-api", signal.SIGTERM),
         ("gpu-worker", signal.SIGINT),
         ("prefect-worker", signal.SIGINT),
@@ -207,11 +214,12 @@ def down() -> list[str]:
         pid = _pid(name)
         if pid is None:
             continue
+        started = _started_at(pid)
         os.killpg(pid, sig)
         deadline = time.monotonic() + 20
-        while _alive(pid) and time.monotonic() < deadline:
+        while _started_at(pid) == started and time.monotonic() < deadline:
             time.sleep(0.2)
-        if _alive(pid):
+        if _started_at(pid) == started:
             os.killpg(pid, signal.SIGKILL)
         (stack_dir() / f"{name}.pid").unlink(missing_ok=True)
         stopped.append(name)

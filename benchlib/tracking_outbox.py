@@ -234,7 +234,7 @@ def sync(run_id: str | None, timeout_s: float) -> int:
     with suppress(RetryError):
         Retrying(
             stop=stop_after_delay(timeout_s),
-            wait=wait_exponential_jitter(initial=0.5, max=10),
+            wait=wait_exponential_jitter(multiplier=0.5, max=10),
             retry=retry_if_exception_type(MlflowUnavailable),
         )(attempt)
     return sum(behind(None if run_id is None else [run_id]).values())

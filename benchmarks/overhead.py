@@ -3,7 +3,7 @@ model, temperature 0, max_tokens 64), against one llama.cpp server with its prom
 
   raw       a plain httpx loop (benchmarks/raw_loop.py), the physical floor
   cold      `benchlib run` with no Prefect server running (ephemeral server start included)
-  stack     `benchlib run` against a running stack: `prefect server start` and the fork server
+  stack     `benchlib run` against a running `prefect server start`, as with the local stack
   warm      the same grid again with the response cache (zero provider calls expected)
 
 Every harness is its own process, timed from here, so each pays interpreter start alike. Every
@@ -44,7 +44,6 @@ from pathlib import Path
 import httpx
 import yaml
 
-from benchlib import forkserver
 from benchlib.providers.local import LlamaServer, embedded_model_path, free_port
 from benchlib.settings import PREFECT_SERVER_ENV
 
@@ -162,25 +161,9 @@ def prefect_server(env: dict[str, str]) -> Iterator[str]:
 
 @contextmanager
 def prefect_stack(base_env: dict[str, str]) -> Iterator[dict[str, str]]:
-    """A running `prefect server start` and benchlib's fork server; yields the environment that
-    points benchlib at them."""
+    """A running `prefect server start`; yields the environment that points benchlib at it."""
     with prefect_server(base_env) as api:
-        stack_env = dict(base_env, PREFECT_API_URL=api)
-        stack_env.pop("BENCHLIB_NO_FORKSERVER")  # commands start in the stack's fork server
-        sock = forkserver.socket_file(Path(base_env["BENCHLIB_HOME"]))
-        forks = subprocess.Popen(
-            forkserver.command(sock), env=stack_env, cwd=ROOT,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            while not sock.exists():
-                if forks.poll() is not None:
-                    raise RuntimeError("the fork server did not start")
-                time.sleep(0.1)
-            yield stack_env
-        finally:
-            forks.terminate()
-            forks.wait(30)
+        yield dict(base_env, PREFECT_API_URL=api)
 
 
 def benchlib_env(work: Path) -> dict[str, str]:
@@ -189,7 +172,6 @@ def benchlib_env(work: Path) -> dict[str, str]:
         os.environ,
         BENCHLIB_HOME=str(work / "home"),
         PREFECT_HOME=str(work / "prefect"),
-        BENCHLIB_NO_FORKSERVER="1",
     )
     env.pop("PREFECT_API_URL", None)
     return env

@@ -13,6 +13,17 @@ from benchlib.settings import PREFECT_SERVER_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 TIPS = ROOT / "prompts" / "tips"
+# Fixtures that start the model or a server. A test that needs one, directly or through another
+# fixture, is marked `slow`: `make test-fast` (`-m "not slow"`) runs the rest in minutes.
+SLOW_FIXTURES = frozenset(
+    {"llm_url", "prefect_api", "ollama_server", "mlflow_server", "instant_url", "pool_api", "stack"}
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from prefect import get_client
 from prefect.client.schemas.filters import (
     FlowRunFilter,
@@ -98,3 +99,37 @@ def test_two_runs_started_with_one_run_id_at_once_one_is_refused_before_its_flow
     assert "Traceback" not in loser
     assert _failed_flow_runs() == failed  # the loser made no flow run to fail
     assert runs.get_run("twins").status == "completed"
+
+
+# Commands that run no flow start without Prefect or MLflow (~2.5 s of imports): what the
+# interpreter imported is read from `-X importtime`, on an empty benchlib home.
+NO_FLOW_COMMANDS = [
+    ["--help"],
+    ["runs"],
+    ["runs", "--json"],
+    ["show", "no-such-run"],
+    ["leaderboard", "no-such-run"],
+    ["report", "no-such-run", "--html", "report.html"],
+    ["compare", "no-such-run", "--baseline", "latest"],
+    ["judge", "export", "no-such-run", "--out", "judge.json"],
+    ["judge", "--help"],
+]
+
+
+@pytest.mark.parametrize("args", NO_FLOW_COMMANDS, ids=" ".join)
+def test_commands_that_run_no_flow_import_neither_prefect_nor_mlflow(
+    args: list[str], tmp_path: Path
+) -> None:
+    env = dict(os.environ, BENCHLIB_HOME=str(tmp_path / "home"))
+    command = [sys.executable, "-X", "importtime", "-m", "benchlib", *args]
+    result = subprocess.run(
+        command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
+    )
+    assert result.returncode in (0, 2), result.stderr[-2000:]
+    imported = {
+        line.rpartition("|")[2].strip().split(".")[0]
+        for line in result.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert "benchlib" in imported
+    assert not imported & {"prefect", "mlflow"}, " ".join(args)

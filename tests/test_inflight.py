@@ -70,6 +70,7 @@ def test_local_blocks_overlap_their_cells_and_stay_model_major(prefect_api: str)
     assert sorted(c.model_load_s > 0 for c in cells) == [False, False, True, True]
 
 
+@pytest.mark.slow  # starts llama.cpp servers of its own
 def test_the_local_server_gets_a_slot_per_request_in_flight(tmp_path: Path, monkeypatch) -> None:
     """llama.cpp's own view (/props, /slots): 2 slots of the usual context each; asking for 1
     slot afterwards starts the model again rather than reusing the 2-slot server."""

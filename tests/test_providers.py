@@ -171,6 +171,7 @@ def test_ollama_parameter_size_labels(label: str, size: float | None) -> None:
     assert parameter_size_b(label) == (pytest.approx(size) if size else None)
 
 
+@pytest.mark.slow  # starts llama.cpp servers of its own
 def test_local_provider_loads_one_model_at_a_time(tmp_path: Path, monkeypatch) -> None:
     copy = tmp_path / "other.gguf"
     shutil.copy(embedded_model_path(), copy)

@@ -5,6 +5,7 @@ Revision ${up_revision}, on top of ${down_revision | comma,n}.
 
 import sqlalchemy as sa
 import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 ${imports if imports else ""}
 

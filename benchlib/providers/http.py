@@ -44,7 +44,7 @@ def _retry_after_seconds(response: httpx.Response) -> float | None:
 
 
 def _waiter(max_backoff_s: float):
-    backoff = wait_exponential_jitter(initial=0.5, max=max_backoff_s, jitter=0.5)
+    backoff = wait_exponential_jitter(multiplier=0.5, max=max_backoff_s, jitter=0.5)
 
     def wait(state: RetryCallState) -> float:
         """Exponential backoff with jitter, but never sooner than the server's Retry-After."""

@@ -5,6 +5,7 @@ checked against these tables and stamped 0001. Statuses are text as SQLite has t
 
 import sqlalchemy as sa
 import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = "0001"

@@ -6,6 +6,7 @@ Revision 0005, on top of 0004.
 
 import sqlalchemy as sa
 import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = "0005"
