@@ -13,6 +13,7 @@ from benchlib import runs as records
 from benchlib.api.settings import ApiSettings, Settings
 from benchlib.config import BenchmarkConfig, build_config
 from benchlib.errors import BenchlibError, NotFound, Unavailable
+from benchlib.leaderboard import Leaderboard
 from benchlib.records import Run, RunStatus
 
 router = APIRouter(tags=["runs"])
@@ -199,7 +200,7 @@ def _unrecorded(settings: ApiSettings, run_id: str, flow_run: FlowRun) -> RunDet
 
 
 @router.get("/runs/{run_id}/leaderboard")
-def get_leaderboard(run_id: str) -> dict[str, Any]:
+def get_leaderboard(run_id: str) -> Leaderboard:
     """The JSON `benchlib leaderboard RUN --json` writes (as last published, else computed)."""
     return reports.current_leaderboard(records.get_run(run_id))
 
