@@ -2,7 +2,8 @@
 
 An item is one output to judge (of the step(s) the run ranks on: see benchlib.ranking) with its
 scenario context and an opaque id; nothing in it names the model or the prompt, and the order is
-shuffled with the run's seed. Every way of judging (file, terminal, Prefect UI, API) ends in `apply_judgements`.
+shuffled with the run's seed. Every way of judging (file, terminal, Prefect UI, API) ends in
+`apply_judgements`.
 """
 
 import json
