@@ -47,10 +47,12 @@ app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_enable=F
 
 
 def _consoles() -> tuple[Console, Console]:
-    """Piped output (CI logs) gets a wide console so tables are not cut to 80 columns."""
+    """Piped output (CI logs) gets a wide console so tables are not cut to 80 columns, unless
+    COLUMNS says how wide it is."""
+    fixed = "COLUMNS" in os.environ
     return (
-        Console(width=None if sys.stdout.isatty() else 240),
-        Console(stderr=True, width=None if sys.stderr.isatty() else 240),
+        Console(width=None if fixed or sys.stdout.isatty() else 240),
+        Console(stderr=True, width=None if fixed or sys.stderr.isatty() else 240),
     )
 
 

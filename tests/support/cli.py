@@ -8,8 +8,10 @@ from pathlib import Path
 from tests.conftest import ROOT
 
 
-def benchlib(*args: str, prefect_api: str | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
+def benchlib(
+    *args: str, prefect_api: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    env = dict(os.environ) | (env or {})
     if prefect_api:
         env["PREFECT_API_URL"] = prefect_api
     command = [sys.executable, "-m", "benchlib.cli", *args]
