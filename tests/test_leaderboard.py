@@ -20,6 +20,7 @@ from benchlib.records import Candidate
 from benchlib.suite import load_suite
 from benchlib.verdict import evaluate
 from tests.conftest import ROOT
+from tests.support.browser import launch, needs_chromium
 from tests.support.crafted import make_run
 
 SCHEMA_FILE = ROOT / "benchlib" / "schemas" / "leaderboard.schema.json"
@@ -209,3 +210,38 @@ def test_rank_on_must_name_a_step_of_every_version(suite_copy: Path) -> None:
     assert "did you mean 'output'?" in message
     (suite_copy / "suite.yaml").write_text(text + "rank_on: all\n")
     assert load_suite(suite_copy).spec.rank_on == "all"
+
+
+@needs_chromium
+@pytest.mark.db
+def test_html_report_fits_1280_px_with_notes_and_an_axis(tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    scores = {"auto_composite": [1.0, 0.8], "stability": [0.9, 0.9]}
+    names = ["schema_validity", "completeness", "policy_compliance", "format_ok", "overlong"]
+    scores |= {name: [1.0, 1.0] for name in names}
+    cells = [
+        {
+            "scenario": f"s{i}",
+            "prompt": f"prompt-version-{p}",
+            "steps": {"triage": scores, "reply": scores},
+        }
+        for p in range(3)
+        for i in range(4)
+    ]
+    run = runs.get_run(make_run(rid("html"), cells))
+    page_file = tmp_path / "report.html"
+    page_file.write_text(reports.render_html(run, reports.compute_leaderboard(run)))
+    with sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(page_file.as_uri())
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+        assert not page.locator("#leaderboard-wide").is_visible()  # details on demand
+        page.locator("#details summary").click()
+        assert "step reply" in page.locator("#leaderboard-wide").inner_text()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+        assert len(page.locator("#bars text.tick").all()) == 5
+        assert "coverage 100% (8/8)" in page.locator("#bars text.value").first.text_content()
+        assert "Ranked on the final step of each chain" in page.locator("#notes").inner_text()
+        browser.close()
