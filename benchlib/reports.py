@@ -1,6 +1,7 @@
 """Publishing a run's leaderboard: on the run record, in MLflow (through the outbox), and as a
 self-contained HTML page with charts (inline SVG: no script or network needed to open it)."""
 
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from benchlib.leaderboard import (
     coverage_label,
     interval_label,
     notes,
+    rank_label,
     table_cells,
 )
 from benchlib.records import FINISHED, Run, Score
@@ -177,6 +179,51 @@ def _num(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}"
 
 
+def _drilldown(run: Run, board: Leaderboard) -> list[dict[str, Any]]:
+    """Per row, its cells: each output (every step and attempt) with its scores and what each
+    judge gave it, for the report's per-cell view."""
+    with session() as s:
+        scores = list(s.exec(select(Score).where(Score.run_id == run.id)))
+    by_candidate: dict[int, list[str]] = defaultdict(list)
+    for score in scores:
+        by_candidate[score.candidate_id].append(f"{score.name} {score.value:.2f}")
+    judged: dict[int, list[str]] = defaultdict(list)
+    for j in judging.judgements_of(run.id):
+        given = ", ".join(f"{name} {value:g}" for name, value in j.scores.items())
+        judged[j.candidate_id].append(
+            f"{j.judge}: {given}" + (f" ({j.comment})" if j.comment else "")
+        )
+    outputs: dict[str, list[Any]] = defaultdict(list)
+    for candidate in run_candidates(run.id):
+        outputs[candidate.cell_id].append(candidate)
+    cells: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for cell in run_cells(run.id):
+        cells[(cell.model, cell.prompt_version)].append(
+            {
+                "scenario": cell.scenario_id,
+                "status": cell.status,
+                "error": cell.error or "",
+                "outputs": [
+                    {
+                        "step": c.step,
+                        "attempt": c.index,
+                        "text": c.error or c.text,
+                        "scores": ", ".join(sorted(by_candidate[c.id])),
+                        "judges": "; ".join(judged[c.id]),
+                    }
+                    for c in outputs[cell.id]
+                ],
+            }
+        )
+    return [
+        {
+            "label": f"{rank_label(row)} · {row.model} · {row.prompt}",
+            "cells": cells[(row.model, row.prompt)],
+        }
+        for row in board.rows
+    ]
+
+
 def render_html(run: Run, board: Leaderboard) -> str:
     header, body = table_cells(board)
     wide_header, wide_body = table_cells(board, wide=True)
@@ -192,6 +239,7 @@ def render_html(run: Run, board: Leaderboard) -> str:
         heat=_heatmap(board.rows),
         bars=_bars(board.rows),
         agreement=agreement,
+        drilldown=_drilldown(run, board),
     )
 
 

@@ -244,4 +244,10 @@ def test_html_report_fits_1280_px_with_notes_and_an_axis(tmp_path: Path) -> None
         assert len(page.locator("#bars text.tick").all()) == 5
         assert "coverage 100% (8/8)" in page.locator("#bars text.value").first.text_content()
         assert "Ranked on the final step of each chain" in page.locator("#notes").inner_text()
+        # The per-cell view: every output of a row's cells, with its scores, on demand.
+        assert page.locator("#cells details").count() == 3
+        page.locator("#cells details summary").first.click()
+        cell_view = page.locator("#cells details table").first.inner_text()
+        assert "triage" in cell_view and "reply" in cell_view and "auto_composite 0.80" in cell_view
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1280
         browser.close()
