@@ -52,10 +52,12 @@ app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_enable=F
 
 
 def _consoles() -> tuple[Console, Console]:
-    """Piped output (CI logs) gets a wide console so tables are not cut to 80 columns."""
+    """Piped output (CI logs) gets a wide console so tables are not cut to 80 columns, unless
+    COLUMNS says how wide it is."""
+    fixed = "COLUMNS" in os.environ
     return (
-        Console(width=None if sys.stdout.isatty() else 240),
-        Console(stderr=True, width=None if sys.stderr.isatty() else 240),
+        Console(width=None if fixed or sys.stdout.isatty() else 240),
+        Console(stderr=True, width=None if fixed or sys.stderr.isatty() else 240),
     )
 
 
@@ -125,22 +127,29 @@ def _output_path(value: Path | None) -> Path | None:
     return value
 
 
-def print_leaderboard(run_id: str, board: dict[str, Any]) -> None:
-    title = (
-        f"Leaderboard · run {run_id} · ranked by {board['metric']} "
-        f"(95% CI over scenarios; ≈ tied with the leader)"
-    )
+def _print_table(title: str, header: list[str], body: list[list[str]]) -> None:
     table = Table(title=title, title_justify="left")
-    header, body = leaderboard.table_cells(board)
-    for i, title in enumerate(header):
-        name = title in ("model", "prompt")
+    for i, name in enumerate(header):
+        text = name in ("model", "prompt")
         widest = max((len(row[i]) for row in body), default=0)
         table.add_column(
-            title, justify="left" if name else "right", no_wrap=True, min_width=min(widest, 28)
+            name, justify="left" if text else "right", no_wrap=True, min_width=min(widest, 28)
         )
     for row in body:
         table.add_row(*row)
     console.print(table)
+
+
+def print_leaderboard(run_id: str, board: leaderboard.Leaderboard, wide: bool = False) -> None:
+    """The compact table (fits a terminal), or every column with `wide`; the steps of chains in
+    a table of their own; then the notes that say how to read them."""
+    title = f"Leaderboard · run {run_id} · ranked on {board.ranked_on} by {board.metric}"
+    _print_table(title, *leaderboard.table_cells(board, wide=wide))
+    header, body = leaderboard.step_cells(board)
+    if header and not wide:
+        _print_table(f"Steps · run {run_id} (* ranked)", header, body)
+    for note in leaderboard.notes(board):
+        console.print(f"  {note}", highlight=False, soft_wrap=False)
 
 
 @app.command()
@@ -382,6 +391,7 @@ def list_runs(
 def show(
     run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
     candidates: bool = typer.Option(False, "--candidates", help="Print every candidate's output."),
+    wide: bool = typer.Option(False, "--wide", help="Every leaderboard column."),
 ) -> None:
     """Show a run: its cells, their status, and (with --candidates) the outputs."""
     run = runs.get_run(run_id)
@@ -410,7 +420,7 @@ def show(
             for c in outputs.get(cell.id, []):
                 console.print(f"[bold]#{c.index}[/] (seed {c.seed}) {c.text}", highlight=False)
     if run.leaderboard:
-        print_leaderboard(run.id, run.leaderboard)
+        print_leaderboard(run.id, leaderboard.Leaderboard.model_validate(run.leaderboard), wide)
     _print_where(run)
 
 
@@ -420,15 +430,16 @@ def show_leaderboard(
     json_file: Path | None = typer.Option(
         None, "--json", help="Also write it as JSON here.", callback=_output_path
     ),
+    wide: bool = typer.Option(False, "--wide", help="Every column: steps, criteria, scores."),
 ) -> None:
     """Recompute (after new judgements, say) and print a run's leaderboard."""
     run = runs.get_run(run_id)
     scoring.score_run(run.id)
     board = reports.publish_leaderboard(run.id)
-    print_leaderboard(run.id, board)
+    print_leaderboard(run.id, board, wide)
     _push_to_mlflow(run.id)
     if json_file:
-        files.write_atomic(json_file, json.dumps(board, indent=2))
+        files.write_atomic(json_file, board.model_dump_json(indent=2))
         console.print(f"leaderboard JSON: {json_file}")
 
 

@@ -1,8 +1,9 @@
 """Blind human judging: the items a judge sees, the judge file, and applying judgements.
 
-An item is one output to judge (the final step of its chain) with its scenario context and an
-opaque id; nothing in it names the model or the prompt, and the order is shuffled with the run's
-seed. Every way of judging (file, terminal, Prefect UI, API) ends in `apply_judgements`.
+An item is one output to judge (of the step(s) the run ranks on: see benchlib.ranking) with its
+scenario context and an opaque id; nothing in it names the model or the prompt, and the order is
+shuffled with the run's seed. Every way of judging (file, terminal, Prefect UI, API) ends in
+`apply_judgements`.
 """
 
 import json
@@ -17,6 +18,7 @@ from benchlib import bounds
 from benchlib.db import session
 from benchlib.errors import BenchlibError, describe_validation_error
 from benchlib.hashing import content_hash
+from benchlib.ranking import is_ranked
 from benchlib.records import Judgement, Run
 from benchlib.rubric import Rubric
 from benchlib.runs import get_run, run_candidates, run_cells
@@ -77,7 +79,7 @@ def _criteria(rubric: Rubric) -> list[str]:
 
 
 def judge_items(run: Run) -> list[Item]:
-    """Every output to judge, blind and shuffled with the run's seed."""
+    """Every output the run is ranked on, to judge, blind and shuffled with the run's seed."""
     cells = {cell.id: cell for cell in run_cells(run.id)}
     items = [
         Item(
@@ -89,7 +91,7 @@ def judge_items(run: Run) -> list[Item]:
         )
         for candidate in run_candidates(run.id)
         if candidate.error is None
-        and candidate.step_index == len(cells[candidate.cell_id].steps) - 1
+        and is_ranked(run.rank_on, cells[candidate.cell_id].steps, candidate.step)
     ]
     items.sort(key=lambda item: item.item_id)
     random.Random(run.config.get("seed", 0)).shuffle(items)

@@ -45,6 +45,11 @@ class Run(SQLModel, table=True):
     rubric: dict[str, Any] = Field(
         sa_column=Column(JSON), description="The rubric as planned: judging never needs the suite."
     )
+    rank_on: str = Field(
+        "final",
+        sa_column_kwargs={"server_default": "final"},
+        description="The suite's rank_on as planned: which step's outputs rows are ranked on.",
+    )
     status: RunStatus = Field(RunStatus.pending, sa_type=status_type(RunStatus))
     error: str | None = None
     n_cells: int = 0

@@ -1,15 +1,26 @@
 """Publishing a run's leaderboard: on the run record, in MLflow (through the outbox), and as a
 self-contained HTML page with charts (inline SVG: no script or network needed to open it)."""
 
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import jinja2
+import numpy as np
 from sqlmodel import select
 
 from benchlib import judging, scoring, tracking_outbox
 from benchlib.db import session
-from benchlib.leaderboard import build_leaderboard, table_cells
+from benchlib.leaderboard import (
+    Leaderboard,
+    Row,
+    build_leaderboard,
+    coverage_label,
+    interval_label,
+    notes,
+    rank_label,
+    table_cells,
+)
 from benchlib.records import FINISHED, Run, Score
 from benchlib.runs import get_run, run_candidates, run_cells
 from benchlib.verdict import EvalReport
@@ -20,7 +31,7 @@ TEMPLATES = jinja2.Environment(
 )
 
 
-def compute_leaderboard(run: Run) -> dict[str, Any]:
+def compute_leaderboard(run: Run) -> Leaderboard:
     with session() as s:
         scores = list(s.exec(select(Score).where(Score.run_id == run.id)))
     return build_leaderboard(
@@ -30,37 +41,42 @@ def compute_leaderboard(run: Run) -> dict[str, Any]:
         scores,
         scoring.composite_judgements(judging.judgements_of(run.id)),
         run.config["seed"],
+        rank_on=run.rank_on,
     )
 
 
-def current_leaderboard(run: Run) -> dict[str, Any]:
+def current_leaderboard(run: Run) -> Leaderboard:
     """What was last published, else computed now (a run still collecting or judging)."""
-    return run.leaderboard or compute_leaderboard(run)
+    if run.leaderboard:
+        return Leaderboard.model_validate(run.leaderboard)
+    return compute_leaderboard(run)
 
 
-def publish_leaderboard(run_id: str) -> dict[str, Any]:
+def publish_leaderboard(run_id: str) -> Leaderboard:
     """Compute, store on the run, and log to the run's MLflow run (metrics, JSON, HTML)."""
     run = get_run(run_id)
     board = compute_leaderboard(run)
     metrics = {"cells": float(run.n_cells)}
-    for row in board["rows"]:
-        prefix = f"{row['model']}/{row['prompt']}"
-        metrics[f"{prefix}/failure_rate"] = row["failure_rate"]
-        for key in ("mean", "ci_low", "ci_high"):
-            if row[key] is not None:
-                metrics[f"{prefix}/{board['metric']}_{key}"] = row[key]
+    for row in board.rows:
+        prefix = f"{row.model}/{row.prompt}"
+        metrics[f"{prefix}/failure_rate"] = row.failure_rate
+        metrics[f"{prefix}/coverage"] = row.coverage
+        for key, value in (("mean", row.mean), ("ci_low", row.ci_low), ("ci_high", row.ci_high)):
+            if value is not None:
+                metrics[f"{prefix}/{board.metric}_{key}"] = value
+    data = board.model_dump(mode="json")
     finish = {
         "metrics": metrics,
-        "artifacts": {"leaderboard.json": board, "report.html": render_html(run, board)},
+        "artifacts": {"leaderboard.json": data, "report.html": render_html(run, board)},
         "status": "FINISHED",
     }
     with session() as s:
-        s.get(Run, run.id).leaderboard = board
+        s.get(Run, run.id).leaderboard = data
         tracking_outbox.enqueue(s, run.id, "update", finish)
     return board
 
 
-def refresh_leaderboard(run_id: str) -> dict[str, Any] | None:
+def refresh_leaderboard(run_id: str) -> Leaderboard | None:
     """Re-score and re-publish a finished run after new judgements. None while its flow is
     still going: a suspended run scores once it is resumed."""
     run = get_run(run_id)
@@ -82,18 +98,18 @@ def _fill(value: float | None, low: float, high: float) -> tuple[str, str]:
     return f"rgb({r},{g},{b})", "#ffffff" if t > 0.6 else "#1d2430"
 
 
-def _heatmap(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    models = list(dict.fromkeys(r["model"] for r in rows))
-    prompts = list(dict.fromkeys(r["prompt"] for r in rows))
-    means = [r["mean"] for r in rows if r["mean"] is not None]
+def _heatmap(rows: list[Row]) -> dict[str, Any]:
+    models = list(dict.fromkeys(r.model for r in rows))
+    prompts = list(dict.fromkeys(r.prompt for r in rows))
+    means = [r.mean for r in rows if r.mean is not None]
     low, high = (min(means), max(means)) if means else (0.0, 0.0)
     left, top, w, h = 200, 28, 120, 36
-    by_key = {(r["model"], r["prompt"]): r for r in rows}
+    by_key = {(r.model, r.prompt): r for r in rows}
     cells = []
     for i, model in enumerate(models):
         for j, prompt in enumerate(prompts):
             row = by_key.get((model, prompt))
-            value = row["mean"] if row else None
+            value = row.mean if row else None
             fill, ink = _fill(value, low, high)
             cells.append(
                 {
@@ -104,7 +120,8 @@ def _heatmap(rows: list[dict[str, Any]]) -> dict[str, Any]:
                     "fill": fill,
                     "ink": ink,
                     "text": "—" if value is None else f"{value:.2f}",
-                    "title": f"{model} · {prompt}",
+                    "title": f"{model} · {prompt}"
+                    + (f" · coverage {row.coverage:.0%}" if row else ""),
                 }
             )
     return {
@@ -118,10 +135,12 @@ def _heatmap(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _bars(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    points = [v for r in rows for v in (r["mean"], r["ci_low"], r["ci_high"]) if v is not None]
+def _bars(rows: list[Row]) -> dict[str, Any]:
+    """Bars of each row's mean with its interval as a whisker, on an axis with values; a row
+    without an interval says why beside its bar."""
+    points = [v for r in rows for v in (r.mean, r.ci_low, r.ci_high) if v is not None]
     low, high = min([0.0, *points]), max([0.0, *points]) or 1.0
-    left, width = 320, 420
+    left, width, top = 260, 360, 8
     scale = width / (high - low) if high > low else 1.0
 
     def x(value: float) -> float:
@@ -129,40 +148,101 @@ def _bars(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
     bars = []
     for i, row in enumerate(rows):
-        mean = row["mean"] if row["mean"] is not None else 0.0
+        mean = row.mean if row.mean is not None else 0.0
         start, end = sorted((x(0.0), x(mean)))
+        interval = interval_label(row)
         bars.append(
             {
-                "y": 8 + i * 28,
+                "y": top + i * 28,
                 "x": start,
                 "w": max(end - start, 1),
-                "label": f"{row['model']} · {row['prompt']}",
-                "title": f"{mean:.2f} [{row['ci_low']}, {row['ci_high']}]",
+                "label": f"{row.model} · {row.prompt}",
+                "value": f"{_num(row.mean)} [{interval}] · coverage {coverage_label(row)}",
                 "whisker": (
-                    (x(row["ci_low"]), x(row["ci_high"])) if row["ci_low"] is not None else None
+                    (x(row.ci_low), x(row.ci_high))
+                    if row.ci_low is not None and row.ci_high is not None
+                    else None
                 ),
             }
         )
+    axis_y = top + 28 * len(rows) + 4
+    ticks = [{"x": x(v), "text": f"{v:.2f}"} for v in np.linspace(low, high, 5)]
     return {
-        "width": left + width + 20,
-        "height": 16 + 28 * len(rows),
+        "width": left + width + 330,
+        "height": axis_y + 22,
         "label_x": left - 8,
+        "value_x": left + width + 10,
         "zero": x(0.0),
+        "axis": {"y": axis_y, "x1": left, "x2": left + width, "ticks": ticks},
         "bars": bars,
     }
 
 
-def render_html(run: Run, board: dict[str, Any]) -> str:
+def _num(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def _drilldown(run: Run, board: Leaderboard) -> list[dict[str, Any]]:
+    """Per row, its cells: each output (every step and attempt) with its scores and what each
+    judge gave it, for the report's per-cell view."""
+    with session() as s:
+        scores = list(s.exec(select(Score).where(Score.run_id == run.id)))
+    by_candidate: dict[int, list[str]] = defaultdict(list)
+    for score in scores:
+        by_candidate[score.candidate_id].append(f"{score.name} {score.value:.2f}")
+    judged: dict[int, list[str]] = defaultdict(list)
+    for j in judging.judgements_of(run.id):
+        given = ", ".join(f"{name} {value:g}" for name, value in j.scores.items())
+        judged[j.candidate_id].append(
+            f"{j.judge}: {given}" + (f" ({j.comment})" if j.comment else "")
+        )
+    outputs: dict[str, list[Any]] = defaultdict(list)
+    for candidate in run_candidates(run.id):
+        outputs[candidate.cell_id].append(candidate)
+    cells: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for cell in run_cells(run.id):
+        cells[(cell.model, cell.prompt_version)].append(
+            {
+                "scenario": cell.scenario_id,
+                "status": cell.status,
+                "error": cell.error or "",
+                "outputs": [
+                    {
+                        "step": c.step,
+                        "attempt": c.index,
+                        "text": c.error or c.text,
+                        "scores": ", ".join(sorted(by_candidate[c.id])),
+                        "judges": "; ".join(judged[c.id]),
+                    }
+                    for c in outputs[cell.id]
+                ],
+            }
+        )
+    return [
+        {
+            "label": f"{rank_label(row)} · {row.model} · {row.prompt}",
+            "cells": cells[(row.model, row.prompt)],
+        }
+        for row in board.rows
+    ]
+
+
+def render_html(run: Run, board: Leaderboard) -> str:
     header, body = table_cells(board)
-    agreement = {k: v for k, v in board["agreement"].items() if v is not None}
+    wide_header, wide_body = table_cells(board, wide=True)
+    agreement = {k: v for k, v in board.agreement.items() if v is not None}
     return TEMPLATES.get_template("report.html.j2").render(
         run=run,
         board=board,
         header=header,
         body=body,
-        heat=_heatmap(board["rows"]),
-        bars=_bars(board["rows"]),
+        wide_header=wide_header,
+        wide_body=wide_body,
+        notes=notes(board),
+        heat=_heatmap(board.rows),
+        bars=_bars(board.rows),
         agreement=agreement,
+        drilldown=_drilldown(run, board),
     )
 
 

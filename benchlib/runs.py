@@ -132,6 +132,7 @@ def plan_run(config: BenchmarkConfig, flow_run_id: str | None = None) -> RunPlan
                 experiment=experiment_name(config, suite.name),
                 config=config.model_dump(mode="json"),
                 rubric=rubric,
+                rank_on=suite.spec.rank_on,
                 n_cells=len(cells),
                 flow_run_id=flow_run_id,
             )

@@ -9,6 +9,7 @@ Layout of `prompts/<suite>/`:
 A second suite needs no code: only these files.
 """
 
+import difflib
 import itertools
 import json
 from collections.abc import Sequence
@@ -35,6 +36,7 @@ from pydantic import (
 from benchlib.errors import BenchlibError, describe_validation_error, did_you_mean, errors_at
 from benchlib.hashing import content_hash, scenario_content, scenario_hash
 from benchlib.integrity import check_integrity
+from benchlib.ranking import ALL, FINAL
 from benchlib.rubric import Rubric
 from benchlib.yamldoc import YamlDoc, read_yaml
 
@@ -124,6 +126,12 @@ class SuiteFile(BaseModel):
     scorers: list[ScorerSpec] = Field(
         default_factory=lambda: [ScorerSpec(name="schema_validity")],
         description="Objective scorers (registered in benchlib.scorers) run on every output.",
+    )
+    rank_on: str = Field(
+        FINAL,
+        min_length=1,
+        description="What a leaderboard row is ranked on: `final` (each chain's last step), "
+        "`all` (every step), or a step name every prompt version has (see benchlib.ranking).",
     )
 
     @field_validator("policies", mode="before")
@@ -585,11 +593,32 @@ def _check_policies(suite: Suite, doc: YamlDoc) -> None:
         raise BenchlibError("\n".join(problems))
 
 
+def _check_rank_on(folder: Path, spec: SuiteFile, versions: dict[str, PromptVersion]) -> None:
+    """A named step must be in every prompt version: a row without it would have no answer."""
+    if spec.rank_on in (FINAL, ALL):
+        return
+    steps = {name: [step.name for step in v.steps] for name, v in versions.items()}
+    missing = sorted(name for name, names in steps.items() if spec.rank_on not in names)
+    if not missing:
+        return
+    known = sorted({step for names in steps.values() for step in names})
+    close = difflib.get_close_matches(spec.rank_on, known, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    doc = read_yaml(folder / "suite.yaml")
+    raise BenchlibError(
+        f"{doc.where(['rank_on'])}: rank_on: {spec.rank_on!r} is not a step of prompt version(s) "
+        f"{missing}: expected 'final', 'all' or a step every version has (steps: "
+        + ", ".join(f"{name}: {names}" for name, names in sorted(steps.items()))
+        + f"){hint}"
+    )
+
+
 def load_suite(path: str | Path) -> Suite:
     folder = Path(path)
     doc = suite_doc(folder)
     spec = _validate(SuiteFile, doc)
     versions = _load_versions(folder / spec.versions)
+    _check_rank_on(folder, spec, versions)
     schema_files = {spec.output_schema} | {
         step.output_schema for version in versions.values() for step in version.steps
     }

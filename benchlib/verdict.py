@@ -16,6 +16,7 @@ from sqlmodel import select
 from benchlib.db import session
 from benchlib.errors import BenchlibError
 from benchlib.hashing import content_hash
+from benchlib.ranking import is_ranked
 from benchlib.records import Candidate, Cell, CellStatus, Run, Score
 from benchlib.runs import get_run, previous_completed_run, run_candidates, run_cells
 from benchlib.scoring import AUTO_COMPOSITE, COMPOSITE
@@ -81,24 +82,35 @@ class CellFacts(BaseModel):
 
 
 def _facts(run_id: str) -> dict[tuple[str, str, str], CellFacts]:
+    """Per cell: quality from the outputs the run is ranked on (as its leaderboard), checks
+    from every step (a step that breaks breaks the cell)."""
+    rank_on = get_run(run_id).rank_on
     with session() as s:
         scores = list(s.exec(select(Score).where(Score.run_id == run_id)))
-    by_cell: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for score in scores:
-        by_cell[score.cell_id][score.name].append(score.value)
     outputs: dict[str, list[Candidate]] = defaultdict(list)
     for candidate in run_candidates(run_id):
         outputs[candidate.cell_id].append(candidate)
+    cells = run_cells(run_id)
+    ranked = {
+        c.id for cell in cells for c in outputs[cell.id] if is_ranked(rank_on, cell.steps, c.step)
+    }
+    by_cell: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    answer: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for score in scores:
+        by_cell[score.cell_id][score.name].append(score.value)
+        if score.candidate_id in ranked:
+            answer[score.cell_id][score.name].append(score.value)
     facts = {}
-    for cell in run_cells(run_id):
+    for cell in cells:
         means = {name: float(np.mean(v)) for name, v in by_cell[cell.id].items()}
-        objective = [means[n] for n in OBJECTIVE if n in means]
+        quality = {name: float(np.mean(v)) for name, v in answer[cell.id].items()}
+        objective = [quality[n] for n in OBJECTIVE if n in quality]
         if objective:
-            means["objective"] = float(np.mean(objective))
+            quality["objective"] = float(np.mean(objective))
         produced = [c for c in outputs[cell.id] if c.error is None]
         facts[(cell.model, cell.prompt_version, cell.scenario_id)] = CellFacts(
             cell=cell,
-            quality={k: means[k] for k in QUALITY if k in means},
+            quality={k: quality[k] for k in QUALITY if k in quality},
             checks={k: means[k] for k in CHECKS if k in means},
             outputs_hash=content_hash(
                 sorted((c.index, c.step, c.output_hash) for c in outputs[cell.id])

@@ -67,8 +67,8 @@ def main() -> None:
         "cells": args.cells,
         "candidates": len(candidates),
         "scores": len(scores),
-        "groups": len(board["rows"]),
-        "resamples": board["resamples"],
+        "groups": len(board.rows),
+        "resamples": board.resamples,
         "seconds": round(elapsed, 3),
         "peak_alloc_mb": round(peak / 2**20, 1),
     }

@@ -137,6 +137,6 @@ def benchmark(
     loads, load_s = runs.model_loads(run_id)
     print(
         f"benchmark run {run_id}: {len(run.cells)} cells ({failed} failed), "
-        f"{len(board['rows'])} leaderboard rows, {loads} model load(s) in {load_s:.1f} s"
+        f"{len(board.rows)} leaderboard rows, {loads} model load(s) in {load_s:.1f} s"
     )
     return {"run_id": run_id, "leaderboard": board}

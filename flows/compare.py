@@ -1,12 +1,13 @@
 from prefect import flow
 
+from benchlib.leaderboard import Leaderboard
 from tasks.benchmark import evaluate_against_baseline, publish_leaderboard
 
 
 @flow(name="compare", persist_result=True)
 def compare(
     run_id: str, baseline: str = "", tolerance: float = 0.0, allow_prompt_change: bool = False
-) -> dict:
+) -> Leaderboard:
     """The leaderboard with confidence intervals; with a baseline, the regression verdict."""
     board = publish_leaderboard(run_id)
     if baseline:

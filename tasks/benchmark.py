@@ -124,11 +124,11 @@ def evaluate_against_baseline(
 
 
 @task(persist_result=True)
-def publish_leaderboard(run_id: str) -> dict:
+def publish_leaderboard(run_id: str) -> leaderboard.Leaderboard:
     board = reports.publish_leaderboard(run_id)
     create_table_artifact(
         key="leaderboard",
-        table=[leaderboard.flat_row(row) for row in board["rows"]],
+        table=[leaderboard.flat_row(row) for row in board.rows],
         description=f"Leaderboard of benchmark run {run_id}",
     )
     create_markdown_artifact(

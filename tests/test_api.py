@@ -213,7 +213,7 @@ def test_runs_experiments_and_results(api: str, judged_run: str) -> None:
     assert crafted["runs"] == 1 and crafted["last_run_id"] == judged_run
 
     board = httpx.get(f"{api}/api/runs/{judged_run}/leaderboard", headers=RIGHT).json()
-    assert board == reports.current_leaderboard(runs.get_run(judged_run))
+    assert board == reports.current_leaderboard(runs.get_run(judged_run)).model_dump(mode="json")
     no_report = httpx.get(f"{api}/api/runs/{judged_run}/eval-report", headers=RIGHT)
     assert no_report.status_code == 404 and "not compared" in no_report.json()["detail"]
     page = httpx.get(f"{api}/runs/{judged_run}/leaderboard", headers=RIGHT)

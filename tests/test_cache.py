@@ -106,7 +106,7 @@ def test_an_unchanged_rerun_makes_no_provider_call(prefect_api, small_config, co
         c.id: [x.cached for x in runs.run_candidates(second) if x.cell_id == c.id] for c in cells
     }
     assert by_cell[cells[0].id] == [False, False] and by_cell[cells[1].id] == [True, True]
-    assert runs.get_run(second).leaderboard["rows"][0]["n_candidates"] == 4
+    assert runs.get_run(second).leaderboard["rows"][0]["n_outputs"] == 4
     # The cached cell is recorded by the block's one cache task; the other one is generated.
     model = values["models"][0]
     generated = f"{model} | v2-mentor | {cells[0].scenario_id}"

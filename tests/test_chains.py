@@ -1,5 +1,6 @@
 """Multi-step scenarios and the scoring subflow, on real outputs of the embedded model."""
 
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -8,14 +9,16 @@ import yaml
 from mlflow.tracking import MlflowClient
 from sqlmodel import select
 
-from benchlib import runs
+from benchlib import judging, runs
 from benchlib.config import build_config
 from benchlib.db import session
+from benchlib.leaderboard import Leaderboard
 from benchlib.records import Score
 from benchlib.scoring import score_run
 from benchlib.settings import tracking_uri
 from flows.benchmark import benchmark
 from tests.conftest import ROOT
+from tests.support.cli import benchlib
 from tests.support.mlflow_cells import cells_table
 
 
@@ -80,6 +83,51 @@ def test_chain_cells_get_per_step_scores_in_mlflow(analysts_run: str) -> None:
     assert table.loc["single", per_step].isna().all()
 
 
+def test_a_chain_is_ranked_on_its_final_step(analysts_run: str) -> None:
+    board = Leaderboard.model_validate(runs.get_run(analysts_run).leaderboard)
+    bundle = next(row for row in board.rows if row.prompt == "bundle")
+    # 1 scenario × 2 attempts of the moderator: not 6 outputs of three steps.
+    assert bundle.ranked_steps == ["moderator"] and bundle.n_outputs == 2
+    assert [(s.step, s.ranked, s.outputs) for s in bundle.steps] == [
+        ("bull", False, 2),
+        ("bear", False, 2),
+        ("moderator", True, 2),
+    ]
+    ids = {c.id for c in runs.run_candidates(analysts_run) if c.step == "moderator"}
+    moderator = [
+        s.value
+        for s in scores_of(analysts_run)
+        if s.name == "auto_composite" and s.candidate_id in ids
+    ]
+    assert bundle.mean == pytest.approx(sum(moderator) / len(moderator))
+    # One scenario: the mean comes without an interval, and says why.
+    assert bundle.ci_low is None and "an interval needs at least 2" in bundle.interval_note
+    items = judging.judge_items(runs.get_run(analysts_run))
+    assert {item.candidate_id for item in items} <= final_ids(analysts_run)
+
+
+def final_ids(run_id: str) -> set[int]:
+    return {c.id for c in runs.run_candidates(run_id) if c.step in ("moderator", "output")}
+
+
+def test_show_prints_a_compact_leaderboard_with_its_steps_labelled(analysts_run: str) -> None:
+    shown = benchlib("show", analysts_run, env=os.environ | {"COLUMNS": "100"})
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("Leaderboard"))
+    board_lines = lines[start:]
+    assert max(len(line) for line in board_lines) <= 100
+    text = " ".join(" ".join(board_lines).split())  # notes wrap at the terminal's width
+    assert "ranked on the final step of each chain" in text
+    header = next(line for line in board_lines if "coverage" in line)
+    assert all(word in header for word in ("model", "prompt", "auto_composite", "95% CI"))
+    steps = next(line for line in board_lines if "moderator" in line and "bull" in line)
+    assert "bear" in steps
+    assert "interval n/a: 1 scenario carries auto_composite" in text
+    wide = benchlib("show", analysts_run, "--wide", env=os.environ | {"COLUMNS": "300"}).stdout
+    assert "step moderator" in wide and "schema_validity" in wide
+
+
 def test_a_failed_step_fails_the_rest_of_the_chain(
     prefect_api: str, small_config: dict, tmp_path: Path
 ) -> None:
@@ -121,3 +169,11 @@ def test_a_failed_step_fails_the_rest_of_the_chain(
     assert runs.run_cells(run_id)[0].status == "completed"
     failed = [s for s in scores_of(run_id) if s.candidate_id == candidates["third"].id]
     assert [(s.value, s.explanation) for s in failed] == [(0.0, candidates["third"].error)]
+    # The leaderboard shows the steps that did not run, with the reason.
+    [row] = runs.get_run(run_id).leaderboard["rows"]
+    assert [(s["step"], s["not_run"]) for s in row["steps"]] == [
+        ("first", 0),
+        ("second", 1),
+        ("third", 1),
+    ]
+    assert row["steps"][2]["reasons"] == [candidates["third"].error]

@@ -14,7 +14,7 @@ from mlflow.tracking import MlflowClient
 from benchlib import runs
 from benchlib.config import build_config
 from benchlib.errors import BenchlibError
-from benchlib.leaderboard import build_leaderboard
+from benchlib.leaderboard import Leaderboard, build_leaderboard
 from benchlib.records import Candidate, Cell, Judgement, Score
 from benchlib.settings import tracking_uri
 from benchlib.stats import bootstrap_mean, krippendorff_alpha
@@ -55,7 +55,7 @@ def test_krippendorff_alpha_on_the_worked_example() -> None:
     assert krippendorff_alpha(np.array([[4.0, 4.0], [4.0, 4.0]])) == 1.0
 
 
-def board_for(groups: dict[str, list[float]], judgements=()) -> dict:
+def board_for(groups: dict[str, list[float]], judgements=()) -> Leaderboard:
     """Candidates of prompt versions over scenarios s0..sN with the given auto_composite."""
     cells, candidates, scores = [], [], []
     for prompt, values in groups.items():
@@ -115,13 +115,13 @@ def test_leaderboard_intervals_and_ties() -> None:
             "poor": [0.1, 0.0, 0.2, -0.1, 0.0, 0.1],
         }
     )
-    rows = {r["prompt"]: r for r in board["rows"]}
-    assert board["metric"] == "auto_composite"
-    assert [r["prompt"] for r in board["rows"]][2] == "poor"
-    assert rows["close"]["tied_with_leader"] or rows["best"]["tied_with_leader"]
-    assert not rows["poor"]["tied_with_leader"]
-    for row in board["rows"]:
-        assert row["ci_low"] <= row["mean"] <= row["ci_high"]
+    rows = {r.prompt: r for r in board.rows}
+    assert board.metric == "auto_composite"
+    assert [r.prompt for r in board.rows][2] == "poor"
+    assert rows["close"].tied_with_leader or rows["best"].tied_with_leader
+    assert not rows["poor"].tied_with_leader
+    for row in board.rows:
+        assert row.ci_low <= row.mean <= row.ci_high
 
 
 def test_leaderboard_reports_agreement_per_criterion() -> None:
@@ -137,12 +137,12 @@ def test_leaderboard_reports_agreement_per_criterion() -> None:
         for c, j, v in [(1, "ann", 4), (1, "bob", 4), (2, "ann", 2), (2, "bob", 3), (3, "ann", 5)]
     ]
     board = board_for({"a": [1.0, 2.0, 0.5]}, judgements)
-    assert board["agreement"]["relevance"] == pytest.approx(
+    assert board.agreement["relevance"] == pytest.approx(
         krippendorff_alpha(np.array([[4, 2, 5], [4, 3, np.nan]]))
     )
-    assert board["agreement"]["tone"] == 1.0
-    assert board["agreement"]["actionability"] is None
-    assert board["rows"][0]["judge_coverage"] == 1.0
+    assert board.agreement["tone"] == 1.0
+    assert board.agreement["actionability"] is None
+    assert board.rows[0].judge_coverage == 1.0
 
 
 def rid(label: str) -> str:

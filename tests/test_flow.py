@@ -76,7 +76,7 @@ def test_structured_prompt_version_gets_bare_json(small_run: str) -> None:
 def test_leaderboard_rows(small_run: str) -> None:
     board = runs.get_run(small_run).leaderboard
     assert board["metric"] == "auto_composite"
-    assert [(r["model"], r["n_scenarios"], r["n_candidates"]) for r in board["rows"]] == [
+    assert [(r["model"], r["n_scenarios"], r["n_outputs"]) for r in board["rows"]] == [
         ("openai:smollm2", 2, 4)
     ] * 2
     for row in board["rows"]:

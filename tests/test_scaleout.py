@@ -93,9 +93,7 @@ def test_models_spread_over_workers_within_the_slots(pool_api: str, tmp_path: Pa
     assert max_overlap([(c.started_at, c.finished_at) for c in cells]) <= 2
     assert calls_per_cell(run.id) == {cell.id: 1 for cell in cells}
     # One leaderboard over the whole grid, scored once in the parent.
-    assert sorted(row["model"] for row in result["leaderboard"]["rows"]) == [
-        f"local:{m}" for m in MODELS
-    ]
+    assert sorted(row.model for row in result["leaderboard"].rows) == [f"local:{m}" for m in MODELS]
 
 
 def test_a_killed_worker_is_survived(pool_api: str, tmp_path: Path) -> None:

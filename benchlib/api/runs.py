@@ -16,6 +16,7 @@ from benchlib.api.policy import RunId, check_bounds
 from benchlib.api.settings import ApiSettings, Settings
 from benchlib.config import BenchmarkConfig, build_config, comma_list
 from benchlib.errors import BenchlibError, NotFound, Unavailable
+from benchlib.leaderboard import Leaderboard
 from benchlib.records import Run, RunStatus
 
 router = APIRouter(tags=["runs"])
@@ -283,7 +284,7 @@ def get_cells(
 
 
 @router.get("/runs/{run_id}/leaderboard")
-def get_leaderboard(run_id: RunId) -> dict[str, Any]:
+def get_leaderboard(run_id: RunId) -> Leaderboard:
     """The JSON `benchlib leaderboard RUN --json` writes (as last published, else computed)."""
     return reports.current_leaderboard(records.get_run(run_id))
 

@@ -11,8 +11,16 @@ from benchlib.suite import load_suite
 from tests.conftest import TIPS
 
 
-def make_run(run_id: str, cells: list[dict[str, Any]], age_s: int = 0, experiment="crafted") -> str:
-    """cells: {scenario, prompt="v1", scores={name: [value per candidate]}, ...overrides}."""
+def make_run(
+    run_id: str,
+    cells: list[dict[str, Any]],
+    age_s: int = 0,
+    experiment="crafted",
+    rank_on: str = "final",
+) -> str:
+    """cells: {scenario, prompt="v1", scores={name: [value per candidate]}, ...overrides}; a
+    chain's cell gives `steps={step: {name: [value per candidate]}}` (in chain order) instead
+    of `scores`, and `errors={step: why}` for steps that did not run."""
     with session() as s:
         s.add(
             Run(
@@ -21,6 +29,7 @@ def make_run(run_id: str, cells: list[dict[str, Any]], age_s: int = 0, experimen
                 experiment=experiment,
                 config={"suite": "prompts/tips", "seed": 7},
                 rubric=load_suite(TIPS).rubric.model_dump(mode="json"),
+                rank_on=rank_on,
                 status=RunStatus.completed,
                 n_cells=len(cells),
                 created_at=utcnow() - timedelta(seconds=age_s),
@@ -29,6 +38,7 @@ def make_run(run_id: str, cells: list[dict[str, Any]], age_s: int = 0, experimen
         s.flush()
         for index, spec in enumerate(cells):
             cell_id = f"{run_id}-{index:04d}"
+            steps = spec.get("steps", {"output": spec.get("scores", {})})
             s.add(
                 Cell(
                     id=cell_id,
@@ -44,36 +54,41 @@ def make_run(run_id: str, cells: list[dict[str, Any]], age_s: int = 0, experimen
                     params={"temperature": 0},
                     identity="x",
                     scenario_vars={},
-                    steps=["output"],
+                    steps=list(steps),
                     status=spec.get("status", CellStatus.completed),
                 )
             )
             s.flush()
-            scores = spec.get("scores", {})
-            n = max((len(v) for v in scores.values()), default=1)
-            for i in range(n):
-                text = spec.get("text", "same")
-                candidate = Candidate(
-                    run_id=run_id,
-                    cell_id=cell_id,
-                    index=i,
-                    seed=i,
-                    messages=[],
-                    text=text,
-                    output_hash=content_hash(text),
-                    latency_s=spec.get("latency", 1.0),
-                )
-                s.add(candidate)
-                s.flush()
-                for name, values in scores.items():
-                    s.add(
-                        Score(
-                            run_id=run_id,
-                            cell_id=cell_id,
-                            candidate_id=candidate.id,
-                            name=name,
-                            value=values[i],
-                            version="t",
-                        )
+            for step_index, (step, scores) in enumerate(steps.items()):
+                n = max((len(v) for v in scores.values()), default=1)
+                for i in range(n):
+                    text = spec.get("text", "same")
+                    candidate = Candidate(
+                        run_id=run_id,
+                        cell_id=cell_id,
+                        index=i,
+                        step=step,
+                        step_index=step_index,
+                        error=spec.get("errors", {}).get(step),
+                        seed=i,
+                        messages=[],
+                        text=text,
+                        output_hash=content_hash(text),
+                        latency_s=spec.get("latency", 1.0),
                     )
+                    s.add(candidate)
+                    s.flush()
+                    for name, values in scores.items():
+                        if values[i] is None:  # this output has no such score
+                            continue
+                        s.add(
+                            Score(
+                                run_id=run_id,
+                                cell_id=cell_id,
+                                candidate_id=candidate.id,
+                                name=name,
+                                value=values[i],
+                                version="t",
+                            )
+                        )
     return run_id
