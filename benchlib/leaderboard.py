@@ -80,7 +80,8 @@ def build_leaderboard(
         per_scenario[key] = {s: float(np.mean(v)) for s, v in by_scenario.items()}
         interval = bootstrap_mean(np.array(list(per_scenario[key].values())), seed)
         produced = [c for c in cands if c.error is None]
-        latencies = [c.latency_s for c in produced]
+        live = [c for c in produced if not c.cached]  # a cached output's latency is not ours
+        latencies = [c.latency_s for c in live]
         failed = sum(cell.status == CellStatus.failed for cell in group_cells)
         other = sorted({n for v in values for n in v} - {COMPOSITE, AUTO_COMPOSITE, *criteria})
         rows.append(
@@ -106,10 +107,11 @@ def build_leaderboard(
                 "latency_p50_s": _percentile(latencies, 50),
                 "latency_p95_s": _percentile(latencies, 95),
                 "tokens_per_s": (
-                    sum(c.completion_tokens for c in produced) / sum(latencies)
+                    sum(c.completion_tokens for c in live) / sum(latencies)
                     if sum(latencies)
                     else None
                 ),
+                "cached_outputs": len(produced) - len(live),
             }
         )
     rows.sort(key=lambda r: (r["mean"] is None, -(r["mean"] or 0.0), r["failure_rate"]))
@@ -164,7 +166,7 @@ def table_cells(board: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     criteria = sorted({n for row in rows for n, v in row["criteria"].items() if v is not None})
     scores = sorted({name for row in rows for name in row["scores"]})
     header = ["#", "model", "prompt", "scen.", "outputs", "judged", board["metric"]]
-    header += ["95% CI", *criteria, *scores, "fail rate", "p50 s", "tok/s"]
+    header += ["95% CI", *criteria, *scores, "fail rate", "p50 s", "tok/s", "cached"]
     body = []
     for row in rows:
         interval = f"{row['ci_low']:.2f}…{row['ci_high']:.2f}" if row["ci_low"] is not None else "—"
@@ -183,6 +185,7 @@ def table_cells(board: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
                 _fmt(row["failure_rate"]),
                 _fmt(row["latency_p50_s"]),
                 _fmt(row["tokens_per_s"]),
+                str(row.get("cached_outputs", 0)),
             ]
         )
     return header, body

@@ -12,7 +12,8 @@ from tests.conftest import TIPS
 
 
 def make_run(run_id: str, cells: list[dict[str, Any]], age_s: int = 0, experiment="crafted") -> str:
-    """cells: {scenario, prompt="v1", scores={name: [value per candidate]}, ...overrides}."""
+    """cells: {scenario, prompt="v1", scores={name: [value per candidate]}, latency=1.0,
+    cached=False, ...overrides}."""
     with session() as s:
         s.add(
             Run(
@@ -62,6 +63,7 @@ def make_run(run_id: str, cells: list[dict[str, Any]], age_s: int = 0, experimen
                     text=text,
                     output_hash=content_hash(text),
                     latency_s=spec.get("latency", 1.0),
+                    cached=spec.get("cached", False),
                 )
                 s.add(candidate)
                 s.flush()
