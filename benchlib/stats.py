@@ -71,14 +71,7 @@ def intervals(
     resampled = np.take_along_axis(samples[:, None, :], picks, axis=2)
     spread = samples.std(axis=1) > 0
     if method == "bootstrap-t":
-        se = samples.std(axis=1, ddof=1) / np.sqrt(n)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            t = (resampled.mean(axis=2) - mean[:, None]) / (
-                resampled.std(axis=2, ddof=1) / np.sqrt(n)
-            )
-        t = np.where(np.isfinite(t), t, 0.0)  # a resample of one repeated value
-        t_low, t_high = np.quantile(t, [alpha, 1 - alpha], axis=1)
-        return mean, mean - t_high * se, mean - t_low * se
+        return (mean, *_studentized(samples, resampled, mean, spread, alpha))
     boot = np.sort(resampled.mean(axis=2), axis=1)
     levels = np.tile([alpha, 1 - alpha], (samples.shape[0], 1))
     if method == "bca":
@@ -88,6 +81,21 @@ def intervals(
     low = np.where(spread, bounds[:, 0], mean)
     high = np.where(spread, bounds[:, 1], mean)
     return mean, low, high
+
+
+def _studentized(
+    samples: np.ndarray, resampled: np.ndarray, mean: np.ndarray, spread: np.ndarray, alpha: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The bootstrap-t interval: quantiles of the resamples' t statistics, scaled by the
+    sample's standard error. Resamples of one repeated value have no t and are left out."""
+    n = samples.shape[1]
+    se = samples.std(axis=1, ddof=1) / np.sqrt(n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = (resampled.mean(axis=2) - mean[:, None]) / (resampled.std(axis=2, ddof=1) / np.sqrt(n))
+    t[~np.isfinite(t)] = np.nan
+    t[~spread] = 0.0
+    t_low, t_high = np.nanquantile(t, [alpha, 1 - alpha], axis=1)
+    return mean - t_high * se, mean - t_low * se
 
 
 def _bca_levels(

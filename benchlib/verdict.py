@@ -32,8 +32,11 @@ QUALITY = (COMPOSITE, AUTO_COMPOSITE, "objective")
 OBJECTIVE = ("schema_validity", "completeness", "policy_compliance", "reference_consistency")
 # Chosen by benchmarks/verdict_coverage.py (results/verdict_coverage.json): the method whose
 # coverage of a known truth is closest to 95%, and the number of scenarios below which it falls
-# under 93%.
-METHOD: Method = "t"
+# under 93%. Below that number the studentized bootstrap degenerates (with two scenarios every
+# resample's t is 0 or undefined: an interval of width zero), so Student's t stands in, marked
+# unreliable like any interval there.
+METHOD: Method = "bootstrap-t"
+SMALL_SAMPLE_METHOD: Method = "t"
 MIN_SCENARIOS = 8
 PROMPT_FLAG = "--allow-prompt-change"
 UNCOMPARED_FLAG = "--allow-uncompared"
@@ -77,6 +80,7 @@ class DeltaInterval(BaseModel):
     interval, resampling scenarios."""
 
     scenarios: int
+    method: str = Field(description=f"{METHOD}; {SMALL_SAMPLE_METHOD} below min_scenarios.")
     mean_quality_delta: float | None
     ci_low: float | None = Field(description="Null with fewer than two scenarios.")
     ci_high: float | None
@@ -104,7 +108,10 @@ class Summary(BaseModel):
     mean_quality_delta: float | None
     ci_low: float | None
     ci_high: float | None
-    interval_method: str = Field(description="Over per-scenario mean deltas: t, percentile or bca.")
+    interval_method: str = Field(
+        description=f"Over per-scenario mean deltas: {METHOD}; {SMALL_SAMPLE_METHOD} below "
+        "min_scenarios."
+    )
     confidence: float
     min_scenarios: int = Field(description="Fewer scenarios than this: the interval is unreliable.")
     interval_reliable: bool
@@ -312,18 +319,20 @@ def evaluate(
 
 
 def delta_interval(pairs: list[PairResult], seed: int) -> DeltaInterval:
-    """The mean of per-scenario mean deltas, with its interval over scenarios (METHOD)."""
+    """The mean of per-scenario mean deltas, with its interval over scenarios."""
     known = [p for p in pairs if p.quality_delta is not None]
     scenarios = [p.scenario for p in known]
     per_scenario = scenario_means(np.array([p.quality_delta for p in known]), scenarios)
     n = len(per_scenario)
+    method = METHOD if n >= MIN_SCENARIOS else SMALL_SAMPLE_METHOD
     if n == 0:
         interval = Interval(math.nan, math.nan, math.nan)
     else:
-        mean, low, high = intervals(per_scenario, METHOD, np.random.default_rng(seed))
+        mean, low, high = intervals(per_scenario, method, np.random.default_rng(seed))
         interval = Interval(float(mean[0]), float(low[0]), float(high[0]))
     return DeltaInterval(
         scenarios=n,
+        method=method,
         mean_quality_delta=_finite(interval.mean),
         ci_low=_finite(interval.low),
         ci_high=_finite(interval.high),
@@ -368,7 +377,7 @@ def _verdict(
         mean_quality_delta=overall.mean_quality_delta,
         ci_low=overall.ci_low,
         ci_high=overall.ci_high,
-        interval_method=METHOD,
+        interval_method=overall.method,
         confidence=CONFIDENCE,
         min_scenarios=MIN_SCENARIOS,
         interval_reliable=overall.reliable,

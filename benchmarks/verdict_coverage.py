@@ -19,7 +19,7 @@ it stays at or above 93% is the verdict's minimum number of scenarios.
 
     .venv/bin/python benchmarks/verdict_coverage.py [--reps 2000]
 
-About a minute on 2 cores. Writes benchmarks/results/verdict_coverage.json.
+About 100 s of CPU (longer on a shared box). Writes benchmarks/results/verdict_coverage.json.
 """
 
 import argparse

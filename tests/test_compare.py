@@ -301,15 +301,16 @@ def test_the_verdict_interval_resamples_scenarios_per_group_and_overall() -> Non
     base, run = pair_of_runs(*grid(deltas))
     report = evaluate(run, base)
     s = report.summary
-    per_scenario = np.array(shared)
-    t = scipy.stats.t.interval(0.95, 7, per_scenario.mean(), scipy.stats.sem(per_scenario))
-    assert (s.scenarios, s.interval_method, s.interval_reliable) == (8, "t", True)
-    assert (s.ci_low, s.ci_high) == pytest.approx(t)
+    assert (s.scenarios, s.interval_method, s.interval_reliable) == (8, METHOD, True)
+    # The interval is the one of the 8 scenario means (the run's seed is 7), and wider than the
+    # one that treated the 24 pairs as independent.
+    _, low, high = intervals(np.array(shared), METHOD, np.random.default_rng(7))
+    assert (s.ci_low, s.ci_high) == pytest.approx((low[0], high[0]))
+    pairs = bootstrap_mean(np.concatenate(list(deltas.values())), seed=7)
+    assert s.ci_high - s.ci_low > 1.5 * (pairs.high - pairs.low)
     assert [(g.prompt, g.scenarios) for g in report.groups] == [("a", 8), ("b", 8), ("c", 8)]
-    group_a = np.array(deltas["a"])
-    assert (report.groups[0].ci_low, report.groups[0].ci_high) == pytest.approx(
-        scipy.stats.t.interval(0.95, 7, group_a.mean(), scipy.stats.sem(group_a))
-    )
+    _, low, high = intervals(np.array(deltas["a"]), METHOD, np.random.default_rng(7))
+    assert (report.groups[0].ci_low, report.groups[0].ci_high) == pytest.approx((low[0], high[0]))
 
 
 @pytest.mark.db
@@ -320,6 +321,7 @@ def test_few_scenarios_make_the_interval_unreliable_in_report_and_terminal(
     report = evaluate(run, base)
     assert report.summary.scenarios == 3 < MIN_SCENARIOS
     assert not report.summary.interval_reliable and not report.groups[0].reliable
+    assert report.summary.interval_method == "t"  # the studentized bootstrap degenerates here
     out = tmp_path / "eval.json"
     result = benchlib("compare", run, "--baseline", base, "--eval-report", str(out))
     assert result.returncode == 0, result.stderr
