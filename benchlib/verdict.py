@@ -413,12 +413,18 @@ def _reasons(
     """Why the verdict is not acceptable, each with what would change it; empty if it is."""
     reasons = []
     if uncompared and not options.allow_uncompared:
-        flags = sorted({nc.flag for nc in uncompared if nc.flag})
         why = sorted({r for nc in uncompared for r in nc.reasons})
+        prompt_only = sum(nc.flag == PROMPT_FLAG for nc in uncompared)
+        pairing = (
+            f"{prompt_only} differ only in prompt text: {PROMPT_FLAG} pairs them if the prompt "
+            "edit is the change under test; "
+            if prompt_only
+            else ""
+        )
         reasons.append(
             f"{len(uncompared)} cell(s) of the run have no comparable baseline cell "
-            f"({'; '.join(why)}): the change was not measured there. Pass "
-            + " or ".join(_flag_use(flag) for flag in flags)
+            f"({'; '.join(why)}): the change was not measured there. {pairing}"
+            f"{UNCOMPARED_FLAG} accepts the verdict on the compared cells only"
         )
     if broken:
         reasons.append(f"{broken} pair(s) broke a check the baseline passed")
@@ -436,12 +442,6 @@ def _reasons(
                 f"({high:+.3f} < {-options.tolerance:+g})"
             )
     return reasons
-
-
-def _flag_use(flag: str) -> str:
-    if flag == PROMPT_FLAG:
-        return f"{PROMPT_FLAG} if the prompt edit is the change under test"
-    return f"{UNCOMPARED_FLAG} to accept the verdict on the compared cells only"
 
 
 def _finite(value: float) -> float | None:
