@@ -28,6 +28,7 @@ COLUMNS = [
     "prompt_tokens",
     "completion_tokens",
     "tokens_per_s",
+    "cached_outputs",
     "provider_calls",
     "judge_pending",
     "outputs",
@@ -60,6 +61,7 @@ def cell_table(run_id: str) -> dict[str, Any]:
                 Candidate.cell_id,
                 Candidate.step,
                 Candidate.error,
+                Candidate.cached,
                 Candidate.text,
                 Candidate.latency_s,
                 Candidate.prompt_tokens,
@@ -97,7 +99,8 @@ def cell_table(run_id: str) -> dict[str, Any]:
     for cell in cells:
         produced = [c for c in by_cell[cell.id] if c.error is None]
         final = [c for c in produced if c.step == cell.steps[-1]]
-        generation_s = sum(c.latency_s for c in produced)
+        live = [c for c in produced if not c.cached]  # a cached output's latency is not ours
+        generation_s = sum(c.latency_s for c in live)
         completion_tokens = sum(c.completion_tokens for c in produced)
         means = {n: sum(v) / len(v) for n, v in score_values[cell.id].items()}
         rows.append(
@@ -110,10 +113,11 @@ def cell_table(run_id: str) -> dict[str, Any]:
                 cell.error,
                 _seconds(cell.started_at, cell.finished_at),
                 cell.model_load_s,
-                generation_s / len(produced) if produced else 0.0,
+                generation_s / len(live) if live else None,
                 sum(c.prompt_tokens for c in produced),
                 completion_tokens,
-                completion_tokens / generation_s if generation_s else 0.0,
+                sum(c.completion_tokens for c in live) / generation_s if generation_s else None,
+                len(produced) - len(live),
                 calls.get(cell.id, 0),
                 any(c.id not in judged for c in final),
                 [c.text for c in final],

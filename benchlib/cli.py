@@ -474,9 +474,26 @@ def compare(
     allow_prompt_change: bool = typer.Option(
         False, help="Pair cells whose prompt text changed (the prompt is the change tested)."
     ),
+    allow_uncompared: bool = typer.Option(
+        False,
+        help="Accept the verdict although cells of the run have no comparable baseline cell "
+        "(recorded in the report); without it they make the verdict not acceptable.",
+    ),
+    require_improvement: bool = typer.Option(
+        False,
+        help="Acceptable only if every pair improved and none broke (aggregate score > 0), "
+        "instead of: no regression beyond the tolerance.",
+    ),
 ) -> None:
     """Compare a run with a baseline. Exit 0 acceptable, 1 not acceptable, 2 bad input."""
-    result = verdict.evaluate(runs.get_run(run_id).id, baseline, tolerance, allow_prompt_change)
+    result = verdict.evaluate(
+        runs.get_run(run_id).id,
+        baseline,
+        tolerance,
+        allow_prompt_change,
+        allow_uncompared,
+        "improvement" if require_improvement else "no_regression",
+    )
     if eval_report:
         files.write_atomic(eval_report, result.model_dump_json(indent=2))
     print_verdict(result)
@@ -485,20 +502,57 @@ def compare(
     raise typer.Exit(code=0 if result.is_acceptable else 1)
 
 
+def _interval(low: float | None, high: float | None) -> str:
+    return "n/a (one scenario)" if low is None else f"{_num(low)}, {_num(high)}"
+
+
 def print_verdict(result: verdict.EvalReport) -> None:
     s = result.summary
     colour = "green" if result.is_acceptable else "red"
     word = "ACCEPTABLE" if result.is_acceptable else "NOT ACCEPTABLE"
+    rule = "every pair improved" if result.rule == "improvement" else "no regression"
     console.print(
-        f"[bold {colour}]{word}[/]: run {result.run} vs baseline {result.baseline} · "
+        f"[bold {colour}]{word}[/] ({rule}): run {result.run} vs baseline {result.baseline} · "
         f"aggregate score {_num(result.aggregate_score)} · mean quality delta "
-        f"{_num(s.mean_quality_delta)} [95% CI {_num(s.ci_low)}, {_num(s.ci_high)}] · "
-        f"tolerance {result.tolerance:g}"
+        f"{_num(s.mean_quality_delta)} [{s.confidence:.0%} CI {_interval(s.ci_low, s.ci_high)}] "
+        f"over {s.scenarios} scenarios · tolerance {result.tolerance:g}"
     )
+    if not s.interval_reliable:
+        console.print(
+            f"[yellow]interval unreliable: {s.scenarios} scenario(s), fewer than "
+            f"{s.min_scenarios} (below that its coverage was measured under 93%)[/]"
+        )
+    for reason in result.reasons:
+        console.print(f"[red]not acceptable:[/] {reason}")
+    if result.uncompared_allowed and s.uncompared:
+        console.print(f"[yellow]{s.uncompared} cell(s) of the run accepted uncompared[/]")
+    for nc in result.not_comparable[:5]:
+        console.print(f"  not comparable: {nc.name}: {'; '.join(nc.reasons)}")
+    if len(result.not_comparable) > 5:
+        console.print(f"  … and {len(result.not_comparable) - 5} more (see --eval-report)")
     console.print(
         f"{s.improved} improved · {s.regressed} regressed · {s.broken} broken · "
         f"{s.unchanged} unchanged · {s.unknown} unknown · {s.not_comparable} not comparable"
     )
+    if s.cached_outputs or s.baseline_cached_outputs:
+        console.print(
+            f"{s.cached_outputs} of {s.outputs} output(s) of the run and "
+            f"{s.baseline_cached_outputs} of the baseline's came from the response cache: "
+            "no latency compared for their pairs"
+        )
+    groups = Table(title="mean quality delta per (model, prompt)", title_justify="left")
+    for column in ("model", "prompt", "scenarios", "quality Δ", f"{s.confidence:.0%} CI"):
+        groups.add_column(column)
+    for g in result.groups:
+        mark = "" if g.reliable else " (unreliable)"
+        groups.add_row(
+            g.model,
+            g.prompt,
+            str(g.scenarios),
+            _num(g.mean_quality_delta),
+            _interval(g.ci_low, g.ci_high) + mark,
+        )
+    console.print(groups)
     table = Table(title="worst pairs", title_justify="left")
     for column in (
         "pair",

@@ -193,6 +193,16 @@ class BenchmarkConfig(BaseModel):
     allow_prompt_change: bool = Field(
         False, description="Pair cells whose prompt text changed: the prompt is the change tested."
     )
+    allow_uncompared: bool = Field(
+        False,
+        description="Accept the verdict although cells of the run have no comparable baseline "
+        "cell (recorded in the eval report); without it they make it not acceptable.",
+    )
+    require_improvement: bool = Field(
+        False,
+        description="Acceptable only if every pair improved and none broke (aggregate score > 0), "
+        "instead of: no regression beyond the tolerance.",
+    )
     fixtures: bool = Field(
         False,
         description="Use the scenarios stored for this suite (admin API fixtures, latest version "

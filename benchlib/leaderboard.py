@@ -81,9 +81,12 @@ class Row(BaseModel):
     steps: list[StepColumn] = Field(description="Every step of the row's chains, in order.")
     failed_cells: int
     failure_rate: float
-    latency_p50_s: float | None
+    latency_p50_s: float | None = Field(description="Of live calls only (null: all cached).")
     latency_p95_s: float | None
     tokens_per_s: float | None
+    cached_outputs: int = Field(
+        0, description="Outputs answered from the response cache (no latency of their own)."
+    )
 
 
 class Leaderboard(BaseModel):
@@ -235,7 +238,8 @@ def build_leaderboard(
         per_scenario[key] = {s: float(np.mean(v)) for s, v in by_scenario.items()}
         mean, low, high, why = _interval(metric, per_scenario[key], seed)
         produced = [c for c in cands if c.error is None]
-        latencies = [c.latency_s for c in produced]
+        live = [c for c in produced if not c.cached]  # a cached output's latency is not ours
+        latencies = [c.latency_s for c in live]
         failed = sum(cell.status == CellStatus.failed for cell in group_cells)
         scored = sum(metric in v for v in answer_values)
         judged = sum(c.id in judged_items for c in answers)
@@ -285,10 +289,11 @@ def build_leaderboard(
                 latency_p50_s=_percentile(latencies, 50),
                 latency_p95_s=_percentile(latencies, 95),
                 tokens_per_s=(
-                    sum(c.completion_tokens for c in produced) / sum(latencies)
+                    sum(c.completion_tokens for c in live) / sum(latencies)
                     if sum(latencies)
                     else None
                 ),
+                cached_outputs=len(produced) - len(live),
             )
         )
     rows.sort(key=lambda r: (r.mean is None, -(r.mean or 0.0), r.failure_rate))
@@ -406,7 +411,7 @@ def table_cells(board: Leaderboard, wide: bool = False) -> tuple[list[str], list
         steps = _step_names(board)
         header[3:3] = ["scen.", "outputs", "judged"]
         header += [f"step {s}" for s in steps]
-        header += [*criteria, *scores, "tok/s"]
+        header += [*criteria, *scores, "tok/s", "cached"]
     body = []
     for row in rows:
         line = [
@@ -424,7 +429,7 @@ def table_cells(board: Leaderboard, wide: bool = False) -> tuple[list[str], list
             line += _step_row(row, steps)
             line += [_fmt(row.criteria.get(n)) for n in criteria]
             line += ["n/a" if n in row.not_applicable else _fmt(row.scores.get(n)) for n in scores]
-            line.append(_fmt(row.tokens_per_s))
+            line += [_fmt(row.tokens_per_s), str(row.cached_outputs)]
         body.append(line)
     return header, body
 

@@ -260,8 +260,19 @@ def verdict_markdown(report: EvalReport) -> str:
     lines = [
         f"# {verdict}: run `{report.run}` against baseline `{report.baseline}`",
         "",
-        f"aggregate score {report.aggregate_score}, mean quality delta {s.mean_quality_delta} "
-        f"(95% CI {s.ci_low} … {s.ci_high}), tolerance {report.tolerance}",
+        f"rule {report.rule}, aggregate score {report.aggregate_score}, mean quality delta "
+        f"{s.mean_quality_delta} over {s.scenarios} scenarios ({s.confidence:.0%} CI {s.ci_low} … "
+        f"{s.ci_high}, {s.interval_method}), tolerance {report.tolerance}",
+        "",
+        *(
+            [f"**Interval unreliable**: fewer than {s.min_scenarios} scenarios.", ""]
+            if not s.interval_reliable
+            else []
+        ),
+        *(f"- not acceptable: {reason}" for reason in report.reasons),
+        *([""] if report.reasons else []),
+        f"{s.cached_outputs} of {s.outputs} outputs from the response cache "
+        f"(baseline: {s.baseline_cached_outputs}); their pairs have no latency delta.",
         "",
         f"{s.improved} improved · {s.regressed} regressed · {s.broken} broken · "
         f"{s.unchanged} unchanged · {s.unknown} unknown · {s.not_comparable} not comparable",

@@ -57,6 +57,8 @@ def benchmark(
     baseline: str = "",
     tolerance: float = 0.0,
     allow_prompt_change: bool = False,
+    allow_uncompared: bool = False,
+    require_improvement: bool = False,
     fixtures: bool = False,
     run_id: str = "",
 ) -> dict:
@@ -99,6 +101,10 @@ def benchmark(
         baseline: Compare with this run id or `latest` (previous completed run); empty = no.
         tolerance: Accept a mean quality drop down to this (eval report).
         allow_prompt_change: Pair cells whose prompt text changed: the prompt is the change tested.
+        allow_uncompared: Accept the verdict although cells of the run have no comparable
+            baseline cell (recorded in the eval report); without it they make it not acceptable.
+        require_improvement: Acceptable only if every pair improved and none broke (aggregate
+            score > 0), instead of: no regression beyond the tolerance.
         fixtures: Use the scenarios stored for this suite (admin API fixtures, latest version of
             each, integrity-checked) instead of the suite's scenarios file.
         run_id: Id of the new run; empty = generated (the admin API picks it to answer with it
@@ -120,7 +126,14 @@ def benchmark(
             await_judgements(run_id, config.judge_timeout_s)
         mark_run(run_id, RunStatus.scoring)
         scoring(run_id)
-        board = compare(run_id, config.baseline, config.tolerance, config.allow_prompt_change)
+        board = compare(
+            run_id,
+            config.baseline,
+            config.tolerance,
+            config.allow_prompt_change,
+            config.allow_uncompared,
+            config.require_improvement,
+        )
     except Exception as exc:
         mark_run(run_id, RunStatus.failed, f"{type(exc).__name__}: {exc}")
         push_to_mlflow(run_id, config.mlflow_flush_s)

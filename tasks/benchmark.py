@@ -106,11 +106,18 @@ def score(run_id: str) -> int:
 
 @task(persist_result=True)
 def evaluate_against_baseline(
-    run_id: str, baseline: str, tolerance: float, allow_prompt_change: bool
+    run_id: str,
+    baseline: str,
+    tolerance: float,
+    allow_prompt_change: bool,
+    allow_uncompared: bool,
+    rule: verdict.Rule,
 ) -> dict | None:
     """The eval report, or None (with the reason in the log) when no baseline is usable."""
     try:
-        report = verdict.evaluate(run_id, baseline, tolerance, allow_prompt_change)
+        report = verdict.evaluate(
+            run_id, baseline, tolerance, allow_prompt_change, allow_uncompared, rule
+        )
     except BenchlibError as exc:
         get_run_logger().warning(f"no verdict: {exc}")
         return None

@@ -20,7 +20,8 @@ def make_run(
 ) -> str:
     """cells: {scenario, prompt="v1", scores={name: [value per candidate]}, ...overrides}; a
     chain's cell gives `steps={step: {name: [value per candidate]}}` (in chain order) instead
-    of `scores`, and `errors={step: why}` for steps that did not run."""
+    of `scores`, and `errors={step: why}` for steps that did not run; `latency=1.0`,
+    `cached=False` for every output of the cell."""
     with session() as s:
         s.add(
             Run(
@@ -75,6 +76,7 @@ def make_run(
                         text=text,
                         output_hash=content_hash(text),
                         latency_s=spec.get("latency", 1.0),
+                        cached=spec.get("cached", False),
                     )
                     s.add(candidate)
                     s.flush()
