@@ -409,11 +409,11 @@ def test_cached_outputs_have_no_latency_delta_and_are_counted() -> None:
 
 def test_leaderboard_latency_and_speed_come_from_live_calls_only() -> None:
     board = board_for({"a": [1.0, 1.0]})
-    assert board["rows"][0]["cached_outputs"] == 0
+    assert board.rows[0].cached_outputs == 0
     cached = board_for({"a": [1.0, 1.0]}, cached=[True, False])
-    row = cached["rows"][0]
-    assert row["cached_outputs"] == 1
-    assert (row["latency_p50_s"], row["tokens_per_s"]) == (1.0, 10.0)
+    row = cached.rows[0]
+    assert row.cached_outputs == 1
+    assert (row.latency_p50_s, row.tokens_per_s) == (1.0, 10.0)
 
 
 @pytest.mark.db
