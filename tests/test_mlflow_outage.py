@@ -46,13 +46,17 @@ def behind_in_listing(run_id: str) -> int:
 
 
 def assert_all_in_mlflow(url: str, run_id: str, experiment: str) -> None:
-    """Exactly one MLflow run for the benchmark run, finished, with its artifacts and a cells
-    table holding every cell once, scores included."""
+    """Exactly one MLflow run for the benchmark run and one per (model, prompt), finished, with
+    its artifacts and a cells table holding every cell once, scores included."""
     client = MlflowClient(url)
     experiment_id = client.get_experiment_by_name(experiment).experiment_id
     found = client.search_runs([experiment_id], f"tags.`benchlib.run_id` = '{run_id}'")
-    assert len(found) == 1
-    mlflow_run = found[0]
+    groups = {(c.model, c.prompt_version) for c in runs.run_cells(run_id)}
+    assert sorted(r.data.tags["benchlib.kind"] for r in found) == ["benchmark"] + ["group"] * len(
+        groups
+    )
+    assert all(r.info.status == "FINISHED" for r in found)
+    mlflow_run = next(r for r in found if r.data.tags["benchlib.kind"] == "benchmark")
     run = runs.get_run(run_id)
     assert run.mlflow_run_id == mlflow_run.info.run_id
     assert mlflow_run.info.status == "FINISHED"

@@ -16,8 +16,10 @@ from benchlib.db import session
 from benchlib.records import MlflowPending
 from benchlib.settings import default_mlflow_uri
 from tests.conftest import TIPS
+from tests.support.browser import launch, needs_chromium
 from tests.support.cli import benchlib
 from tests.support.instant import MODEL, instant_app
+from tests.support.mlflow_server import MlflowServer
 from tests.support.servers import serve_app
 from tests.test_flow import run_flow
 
@@ -62,8 +64,8 @@ def judged_run(prefect_api: str, instant_url: str) -> str:
     assert MlflowClient(default_mlflow_uri()).search_runs(
         [experiment_id("views")], "tags.judge_pending = 'true'"
     ), "a run waiting for judges is found by its tag"
-    judge_everything(run_id, "ana", True, "clear")
-    judge_everything(run_id, "ben", False, "too vague")
+    judge_everything(run_id, "judge-ana", True, "clear")
+    judge_everything(run_id, "judge-ben", False, "too vague")
     reports.refresh_leaderboard(run_id)
     assert tracking_outbox.sync(run_id, timeout_s=120) == 0, tracking_outbox.last_error(run_id)
     assert not tracking_outbox.set_aside(run_id)
@@ -129,10 +131,10 @@ def test_every_candidate_a_trace_with_code_and_human_feedback(judged_run: str) -
             (a.source.source_type, a.source.source_id) for a in trace.info.assessments
         )
         assert by_source[("CODE", "scoring-v1")] >= 2
-        assert by_source[("HUMAN", "ana")] == by_source[("HUMAN", "ben")] >= 1
+        assert by_source[("HUMAN", "judge-ana")] == by_source[("HUMAN", "judge-ben")] >= 1
         names = Counter((a.name, a.source.source_id) for a in trace.info.assessments)
         assert max(names.values()) == 1, "no assessment twice"
-        ben = [a for a in trace.info.assessments if a.source.source_id == "ben"]
+        ben = [a for a in trace.info.assessments if a.source.source_id == "judge-ben"]
         assert ben and all(a.rationale == "too vague" for a in ben)
         assert any(a.name == "composite" for a in trace.info.assessments)
     group_runs = {
@@ -204,3 +206,38 @@ def test_mlflow_tracking_uri_is_used_and_said(
     assert found is not None and MlflowClient(store).search_runs([found.experiment_id])
     local = MlflowClient(default_mlflow_uri()).get_experiment_by_name("from-env")
     assert local is None, "nothing went to the default store"
+
+
+@needs_chromium
+def test_traces_view_in_chromium_lists_traces_with_assessments(
+    judged_run: str, benchlib_home: Path
+) -> None:
+    """MLflow's own UI, served by `mlflow server` over the run's store: the experiment's
+    Traces view lists the run's traces; a trace opened shows the scorers' and judges'
+    feedback."""
+    from playwright.sync_api import sync_playwright
+
+    server = MlflowServer(benchlib_home)
+    server.start()
+    try:
+        with sync_playwright() as p:
+            browser = launch(p)
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.goto(f"{server.url}/#/experiments/{experiment_id('views')}/traces")
+            rows = page.get_by_text('"scenario_id": "developer-morning"')
+            rows.first.wait_for(timeout=120_000)
+            assert page.get_by_text("format_ok").count() >= 1  # an assessment column
+            page.wait_for_timeout(2000)  # a first-visit tip may open over the list
+            if page.get_by_text("Got it").count():
+                page.get_by_text("Got it").first.click()
+            rows.first.click()
+            page.get_by_role("button", name="Assess").first.click()
+            feedback = page.get_by_text("Feedback (")
+            feedback.first.wait_for(timeout=60_000)
+            panel = page.inner_text("body")
+            assert "completeness" in panel and "auto_composite" in panel
+            assert "judge-ana" in panel and "judge-ben" in panel, "both judges' feedback is shown"
+            page.screenshot(path=str(benchlib_home / "mlflow-trace.png"))
+            browser.close()
+    finally:
+        server.stop()
