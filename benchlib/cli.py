@@ -44,7 +44,7 @@ from benchlib.errors import BenchlibError
 from benchlib.judge_session import judge_in_terminal
 from benchlib.pool import GPU_POOL, default_worker_name, worker_command, worker_env
 from benchlib.records import RunStatus
-from benchlib.settings import configure_prefect_servers, tracking_uri
+from benchlib.settings import configure_prefect_servers, tracking_source, tracking_uri
 from benchlib.suite import scenarios_file
 from benchlib.yamldoc import read_yaml
 
@@ -171,6 +171,10 @@ def run(
     db.engine()
     if config.run_id:
         runs.claim_run_id(config.run_id)
+    console.print(
+        f"MLflow: {tracking_uri(config.mlflow_url)} (from {tracking_source(config.mlflow_url)})",
+        highlight=False,
+    )
 
     from benchlib.orchestration import ensure_gpu_limit, in_process_flow
     from flows.benchmark import benchmark
@@ -297,6 +301,7 @@ def _print_where(run: Any) -> None:
     behind = tracking_outbox.behind([run.id]).get(run.id, 0)
     if behind:
         _print_behind(behind, run.id)
+    _print_set_aside(run.id)
 
 
 def _push_to_mlflow(run_id: str) -> None:
@@ -333,15 +338,42 @@ def sync(
         help="Give up after this many seconds.",
         parser=bounds.number_option(float, 0, bounds.MAX_WAIT_S),
     ),
+    retry_set_aside: bool = typer.Option(
+        False, "--retry-set-aside", help="Push again the items MLflow refused (store fixed)."
+    ),
 ) -> None:
     """Push what MLflow has yet to receive (it was down, or a run ended before it caught up).
-    Exit 0 when MLflow is up to date, 1 when items are still behind."""
+    Items MLflow refused for good are set aside, listed here, and pushed again only with
+    --retry-set-aside. Exit 0 when nothing is left but set-aside items, 1 when items are
+    still behind."""
     target = runs.get_run(run_id).id if run_id else None
+    if retry_set_aside:
+        console.print(f"{tracking_outbox.retry_set_aside(target)} set-aside item(s) back in line")
     behind = tracking_outbox.sync(target, timeout)
+    _print_set_aside(target)
     if behind:
         _print_behind(behind, target)
         raise typer.Exit(code=1)
-    console.print(f"MLflow is up to date for {_scope(target)}")
+    console.print(
+        f"MLflow is up to date for {_scope(target)} but for set-aside items"
+        if tracking_outbox.set_aside(target)
+        else f"MLflow is up to date for {_scope(target)}"
+    )
+
+
+def _print_set_aside(run_id: str | None) -> None:
+    """Set-aside items, one line per run and error (an unwritable artifact store refuses a
+    run's every artifact with the same error: said once)."""
+    grouped: dict[tuple[str, str], list[int]] = {}
+    for entry in tracking_outbox.set_aside(run_id):
+        grouped.setdefault((entry.run_id, entry.error), []).append(entry.id)
+    for (run, error), ids in grouped.items():
+        console.print(
+            f"[yellow]MLflow refused {len(ids)} item(s) of run {run}, set aside:[/] {error[:300]}",
+            highlight=False,
+        )
+    if grouped:
+        console.print("fix the cause, then `benchlib sync --retry-set-aside`", highlight=False)
 
 
 @app.command("runs")

@@ -145,7 +145,15 @@ class BenchmarkConfig(BaseModel):
         description="Extra `local:` aliases: alias -> GGUF file path.",
     )
     mlflow_url: str = Field(
-        "", description="MLflow tracking URI; empty = sqlite store under .benchlib/."
+        "",
+        description="MLflow tracking URI; empty = the environment's MLFLOW_TRACKING_URI, else "
+        "the sqlite store under .benchlib/.",
+    )
+    mlflow_traces: Literal["all", "final", "off"] = Field(
+        "final",
+        description="MLflow traces, one per candidate: all = as each cell is recorded (watch a "
+        "run live; each trace is written again with its scores); final = once the run is "
+        "scored, scores included (half the writes); off = none.",
     )
     mlflow_flush_s: float = Field(
         60.0,

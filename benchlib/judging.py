@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, Field, ValidationError
 from sqlmodel import select
 
-from benchlib import bounds
+from benchlib import bounds, tracking_outbox
 from benchlib.db import session
 from benchlib.errors import BenchlibError, describe_validation_error
 from benchlib.hashing import content_hash
@@ -22,6 +22,7 @@ from benchlib.ranking import is_ranked
 from benchlib.records import Judgement, Run
 from benchlib.rubric import Rubric
 from benchlib.runs import get_run, run_candidates, run_cells
+from benchlib.tracking_outbox import group_name
 
 FORMAT = "benchlib-judge-v1"
 INSTRUCTIONS = (
@@ -111,6 +112,38 @@ def pending_items(
     done = {j.candidate_id for j in judgements_of(run.id) if judge is None or j.judge == judge}
     everything = judge_items(run) if items is None else items
     return [item for item in everything if item.candidate_id not in done]
+
+
+def pending_groups(run: Run) -> set[tuple[str, str]]:
+    """The (model, prompt version) pairs with outputs still awaiting a judge; none when the
+    run does not wait for judges."""
+    if run.config.get("judge") != "human":
+        return set()
+    cells = {cell.id: cell for cell in run_cells(run.id)}
+    return {
+        (cells[item.cell_id].model, cells[item.cell_id].prompt_version)
+        for item in pending_items(run)
+    }
+
+
+def _tell_mlflow(run: Run, cell_ids: set[str]) -> None:
+    """New judgements reach MLflow: the judged cells' traces get the judges' feedback (once the
+    run is scored, or at once with traces `all`; before that, scoring writes them), and the
+    (model, prompt) runs their `judge_pending` tag."""
+    pending = pending_groups(run)
+    groups = {(c.model, c.prompt_version) for c in run_cells(run.id)}
+    update = {
+        "tags": {"judge_pending": str(bool(pending)).lower()},
+        "groups": {
+            group_name(*group): {"tags": {"judge_pending": str(group in pending).lower()}}
+            for group in groups
+        },
+    }
+    mode = run.config.get("mlflow_traces", "final")
+    with session() as s:
+        tracking_outbox.enqueue(s, run.id, "update", update)
+        if mode == "all" or (mode == "final" and get_run(run.id).scored_at is not None):
+            tracking_outbox.enqueue(s, run.id, "traces", {"cells": sorted(cell_ids)})
 
 
 def rubric_of(run: Run) -> Rubric:
@@ -235,6 +268,8 @@ def apply_judgements(run_id: str, judge: str, scored: list[Scored], source: str)
                 counts["updated"] += 1
             else:
                 counts["unchanged"] += 1
+    if counts["added"] or counts["updated"]:
+        _tell_mlflow(run, {item.cell_id for item, _ in accepted})
     return {key: counts[key] for key in ("added", "updated", "unchanged")}
 
 

@@ -208,6 +208,9 @@ class MlflowPending(SQLModel, table=True):
     payload: dict[str, Any] = Field(sa_column=Column(JSON))
     attempts: int = 0
     last_error: str | None = None
+    set_aside_at: datetime | None = Field(
+        None, description="When MLflow refused it for good: no longer pushed until retried."
+    )
     created_at: datetime = Field(default_factory=utcnow)
 
 

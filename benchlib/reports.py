@@ -23,6 +23,7 @@ from benchlib.leaderboard import (
 )
 from benchlib.records import FINISHED, Run, Score
 from benchlib.runs import get_run, run_candidates, run_cells
+from benchlib.tracking_outbox import group_name
 from benchlib.verdict import EvalReport
 
 TEMPLATES = jinja2.Environment(
@@ -53,27 +54,56 @@ def current_leaderboard(run: Run) -> Leaderboard:
 
 
 def publish_leaderboard(run_id: str) -> Leaderboard:
-    """Compute, store on the run, and log to the run's MLflow run (metrics, JSON, HTML)."""
+    """Compute, store on the run, and log to MLflow: a metric set per (model, prompt) run, the
+    JSON on the benchmark's run, and the report once the run is final (see runs.set_status;
+    a finished run published again after new judgements gets it at once)."""
     run = get_run(run_id)
     board = compute_leaderboard(run)
-    metrics = {"cells": float(run.n_cells)}
-    for row in board.rows:
-        prefix = f"{row.model}/{row.prompt}"
-        metrics[f"{prefix}/failure_rate"] = row.failure_rate
-        metrics[f"{prefix}/coverage"] = row.coverage
-        for key, value in (("mean", row.mean), ("ci_low", row.ci_low), ("ci_high", row.ci_high)):
-            if value is not None:
-                metrics[f"{prefix}/{board.metric}_{key}"] = value
-    data = board.model_dump(mode="json")
-    finish = {
-        "metrics": metrics,
-        "artifacts": {"leaderboard.json": data, "report.html": render_html(run, board)},
-        "status": "FINISHED",
+    pending = judging.pending_groups(run)
+    groups = {
+        group_name(row.model, row.prompt): {
+            "metrics": group_metrics(board.metric, row),
+            "tags": {"judge_pending": str((row.model, row.prompt) in pending).lower()},
+        }
+        for row in board.rows
     }
+    data = board.model_dump(mode="json")
+    finish: dict[str, Any] = {
+        "metrics": {"cells": float(run.n_cells)},
+        "tags": {"judge_pending": str(bool(pending)).lower()},
+        "groups": groups,
+        "artifacts": {"leaderboard.json": data},
+    }
+    if run.status in FINISHED:
+        finish["artifacts"]["report.html"] = render_html(run, board)
+        finish["status"] = "FINISHED"
     with session() as s:
         s.get(Run, run.id).leaderboard = data
         tracking_outbox.enqueue(s, run.id, "update", finish)
     return board
+
+
+def group_metrics(metric: str, row: Row) -> dict[str, float]:
+    """A leaderboard row as MLflow metrics with plain names (the run says which model and
+    prompt): the ranking metric's mean and interval, both composites, every criterion and
+    objective score, failure rate, latency, tokens/s, coverage. Missing values are left out:
+    MLflow has no null metric."""
+    values = {
+        f"{metric}_mean": row.mean,
+        f"{metric}_ci_low": row.ci_low,
+        f"{metric}_ci_high": row.ci_high,
+        "composite": row.composite,
+        "auto_composite": row.auto_composite,
+        **row.criteria,
+        **row.scores,
+        "failure_rate": row.failure_rate,
+        "latency_p50_s": row.latency_p50_s,
+        "latency_p95_s": row.latency_p95_s,
+        "tokens_per_s": row.tokens_per_s,
+        "coverage": row.coverage,
+        "judge_coverage": row.judge_coverage,
+    }
+    return {name: float(value) for name, value in values.items() if value is not None}
 
 
 def refresh_leaderboard(run_id: str) -> Leaderboard | None:

@@ -1,7 +1,9 @@
 """A benchmark run's life in the record: planned, running, completed (with failures) or failed."""
 
+import os
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import func
@@ -26,7 +28,7 @@ from benchlib.records import (
     utcnow,
 )
 from benchlib.scorers import build_scorers
-from benchlib.settings import database_file
+from benchlib.settings import MLFLOW_TRACKING_URI_ENV, database_file
 from benchlib.suite import Suite, load_suite
 
 
@@ -124,13 +126,17 @@ def plan_run(config: BenchmarkConfig, flow_run_id: str | None = None) -> RunPlan
     run_id = config.run_id or new_run_id()
     suite, cells = check_run(config, run_id)
     rubric = suite.rubric.model_dump(mode="json")
+    # The tracking URI is chosen once, here: a worker or `benchlib sync` in another
+    # environment pushes where the run began.
+    recorded = config.model_dump(mode="json")
+    recorded["mlflow_url"] = config.mlflow_url or os.environ.get(MLFLOW_TRACKING_URI_ENV, "")
     with session() as s:
         s.add(
             Run(
                 id=run_id,
                 suite=suite.name,
                 experiment=experiment_name(config, suite.name),
-                config=config.model_dump(mode="json"),
+                config=recorded,
                 rubric=rubric,
                 rank_on=suite.spec.rank_on,
                 n_cells=len(cells),
@@ -150,17 +156,65 @@ def plan_run(config: BenchmarkConfig, flow_run_id: str | None = None) -> RunPlan
             )
             for cell in cells
         )
-        parent = {
-            "params": {**config.model_dump(mode="json"), "n_cells": len(cells)},
-            "rubric": rubric,
-        }
-        tracking_outbox.enqueue(s, run_id, "run", parent)
+        tracking_outbox.enqueue(s, run_id, "run", _mlflow_runs(config, suite, cells, rubric))
+        if config.mlflow_traces != "off":  # the prompts go with the traces' inputs
+            tracking_outbox.enqueue(s, run_id, "prompts", {"prompts": _prompts(suite, cells)})
     context = RunContext(run_id=run_id, config=config)
     events.emit("planned", run_id=run_id, cells=len(cells))
     return RunPlan(context=context, cells=cells)
 
 
+def _mlflow_runs(
+    config: BenchmarkConfig, suite: Suite, cells: list[CellPlan], rubric: dict[str, Any]
+) -> dict[str, Any]:
+    """The MLflow runs to make: the benchmark's (config as params) and one per (model, prompt
+    version) with what makes its cells comparable as params."""
+    groups: dict[tuple[str, str], CellPlan] = {}
+    for cell in cells:
+        groups.setdefault((cell.model, cell.prompt_version), cell)
+    pending = "true" if config.judge == "human" else "false"
+    return {
+        "params": {**config.model_dump(mode="json"), "n_cells": len(cells)},
+        "rubric": rubric,
+        "tags": {"suite": suite.name, "status": RunStatus.pending.value, "judge_pending": pending},
+        "groups": [
+            {
+                "model": model,
+                "prompt": prompt,
+                "params": {
+                    "model": model,
+                    "model_digest": cell.model_digest or "",
+                    "prompt_version": prompt,
+                    "prompt_hash": cell.prompt_hash,
+                    "rubric_version": cell.rubric_version,
+                    "rubric_hash": cell.rubric_hash,
+                    **cell.params,
+                },
+            }
+            for (model, prompt), cell in groups.items()
+        ],
+    }
+
+
+def _prompts(suite: Suite, cells: list[CellPlan]) -> list[dict[str, Any]]:
+    hashes = {cell.prompt_version: cell.prompt_hash for cell in cells}
+    return [
+        {
+            "suite": suite.name,
+            "version": version,
+            "hash": prompt_hash,
+            "steps": [
+                step.model_dump(include={"name", "system", "user"})
+                for step in suite.versions[version].steps
+            ],
+        }
+        for version, prompt_hash in hashes.items()
+    ]
+
+
 def set_status(run_id: str, status: RunStatus, error: str | None = None) -> None:
+    """The run's status, in the record and (through the outbox) as its MLflow runs' `status`
+    tag; a finished run's report is rendered now, with its final status."""
     with session() as s:
         run = s.get(Run, run_id)
         run.status = status
@@ -169,10 +223,22 @@ def set_status(run_id: str, status: RunStatus, error: str | None = None) -> None
             run.started_at = utcnow()
         if status in (*FINISHED, RunStatus.failed):
             run.finished_at = utcnow()
+        update: dict[str, Any] = {"shared_tags": {"status": status.value}}
         if status == RunStatus.failed:
             # MLflow would otherwise show the parent run as running for good.
-            failure = {"status": "FAILED", "tags": {"benchlib.error": (error or "")[:5000]}}
-            tracking_outbox.enqueue(s, run_id, "update", failure)
+            update |= {"status": "FAILED", "tags": {"benchlib.error": (error or "")[:5000]}}
+        elif status in FINISHED and run.leaderboard is not None:
+            from benchlib.leaderboard import Leaderboard
+            from benchlib.reports import render_html  # reports reads runs: imported late
+
+            update = {
+                **update,
+                "artifacts": {
+                    "report.html": render_html(run, Leaderboard.model_validate(run.leaderboard))
+                },
+                "status": "FINISHED",
+            }
+        tracking_outbox.enqueue(s, run_id, "update", update)
 
 
 def check_run_id(run_id: str) -> str:

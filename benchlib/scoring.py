@@ -170,4 +170,6 @@ def score_run(run_id: str) -> int:
             s.add_all(rows)
         s.get(Run, run.id).scored_at = utcnow()
         tracking_outbox.enqueue(s, run.id, "cell", {})  # the cells table shows the scores
+        if run.config.get("mlflow_traces", "final") != "off":
+            tracking_outbox.enqueue(s, run.id, "traces", {})  # every trace, its scores with it
     return sum(len(rows) for rows in scores_by_cell.values())

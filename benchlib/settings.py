@@ -99,9 +99,22 @@ def default_mlflow_uri() -> str:
     return f"sqlite:///{home() / 'mlflow.db'}"
 
 
+MLFLOW_TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+
+
 def tracking_uri(mlflow_url: str) -> str:
-    """The MLflow tracking URI of a run whose config says `mlflow_url`."""
-    return mlflow_url or default_mlflow_uri()
+    """The MLflow tracking URI of a run whose config says `mlflow_url`: that, else the
+    environment's MLFLOW_TRACKING_URI (as every MLflow client reads it), else the sqlite store."""
+    return mlflow_url or os.environ.get(MLFLOW_TRACKING_URI_ENV) or default_mlflow_uri()
+
+
+def tracking_source(mlflow_url: str) -> str:
+    """Which of tracking_uri's three places the URI came from, in words for `benchlib run`."""
+    if mlflow_url:
+        return "mlflow_url"
+    if os.environ.get(MLFLOW_TRACKING_URI_ENV):
+        return MLFLOW_TRACKING_URI_ENV
+    return "the default sqlite store"
 
 
 def mlflow_artifact_root() -> str:

@@ -8,9 +8,16 @@ deletes them once MLflow has them; while the tracking server is down it backs of
 lock keeps two processes from pushing the same rows; pushes are idempotent (see
 benchlib.tracking), so a push cut short and repeated never duplicates an MLflow run.
 
-Entries are of three kinds: `run` creates the run's MLflow run, `update` logs onto it, and
-`cell` says a cell was recorded or rescored. Cells carry no payload: a batch with any of a run's
-`cell` entries rewrites the run's cells table once, from the database (benchlib.cell_table).
+Entries are of five kinds: `run` creates the run's MLflow run and its (model, prompt) runs,
+`update` logs onto them, `prompts` registers the run's prompt versions, `cell` says a cell was
+recorded or rescored, and `traces` asks for the traces of some cells (or all) to be written.
+Cells carry no payload: a batch with any of a run's `cell` entries rewrites the run's cells
+table once, from the database (benchlib.cell_table); traces are likewise built from the
+database, one write per run and batch (benchlib.tracking_traces).
+
+An entry a live server refuses for good is set aside with its error (see `set_aside`) and never
+holds up the others; an unwritable artifact store costs only the artifacts, set aside too, while
+params, metrics, tags, traces and assessments go on arriving.
 """
 
 import fcntl
@@ -20,11 +27,14 @@ import random
 import sys
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from datetime import datetime
 from typing import Any, Literal
 
 import httpx
+from pydantic import BaseModel
 from sqlalchemy import event, func
 from sqlmodel import Session, col, delete, select
 from tenacity import (
@@ -37,14 +47,19 @@ from tenacity import (
 
 from benchlib.cell_table import cell_table
 from benchlib.db import session
-from benchlib.records import MlflowPending, Run
+from benchlib.records import MlflowPending, Run, utcnow
 from benchlib.settings import database_url, home, tracking_uri
 
 BATCH = 200
 REST, REST_MAX_S = 9.0, 2.0
 INTERVAL_S = 5.0
 log = logging.getLogger(__name__)
-Kind = Literal["run", "cell", "update"]
+Kind = Literal["run", "cell", "update", "traces", "prompts"]
+
+
+def group_name(model: str, prompt: str) -> str:
+    """A (model, prompt version) run's name: what the runs table, charts and compare view show."""
+    return f"{model} · {prompt}"
 
 
 class MlflowUnavailable(Exception):
@@ -68,7 +83,9 @@ def enqueue(
 def behind(run_ids: list[str] | None = None) -> dict[str, int]:
     """Entries not yet in MLflow, per run (of these runs, or all; up-to-date runs are absent)."""
     with session() as s:
-        query = select(MlflowPending.run_id, func.count())
+        query = select(MlflowPending.run_id, func.count()).where(
+            col(MlflowPending.set_aside_at).is_(None)
+        )
         if run_ids is not None:
             query = query.where(col(MlflowPending.run_id).in_(run_ids))
         return dict(s.exec(query.group_by(MlflowPending.run_id)).all())
@@ -103,15 +120,32 @@ def _reachable(uri: str) -> bool:
         return False
 
 
+MAX_ATTEMPTS = 3
+
+
+class ArtifactsRefused(Exception):
+    """The artifact store refused a write while the tracking server took the rest."""
+
+
 class _Batch:
-    """What a drain learned: MLflow ids to store, runs whose cells table was written, entries
-    done, entries refused."""
+    """What a drain learned: MLflow ids to store, runs whose cells table was written, cells
+    whose traces to write (None: all of the run's) and the entries asking, entries done,
+    entries refused, entries set aside, artifact stores found unwritable (by tracking URI)."""
 
     def __init__(self) -> None:
         self.parents: dict[str, str] = {}
         self.tables: set[str] = set()
+        self.traces: dict[str, set[str] | None] = {}
+        self.traces_for: dict[str, list[int]] = defaultdict(list)
         self.done: list[int] = []
         self.errors: dict[int, str] = {}
+        self.set_aside: dict[int, dict[str, Any] | None] = {}
+        self.artifacts_down: dict[str, str] = {}
+
+
+def _wants_traces(run: Run, kind: str) -> bool:
+    mode = run.config.get("mlflow_traces", "final")
+    return mode == "all" if kind == "cell" else mode != "off"
 
 
 def _push(entry: MlflowPending, run: Run, batch: _Batch) -> None:
@@ -120,32 +154,98 @@ def _push(entry: MlflowPending, run: Run, batch: _Batch) -> None:
     from benchlib import tracking
 
     uri = tracking_uri(run.config.get("mlflow_url", ""))
-    retried = entry.attempts > 1
+    payload = entry.payload
     if entry.kind == "run":
         batch.parents[run.id] = tracking.push_parent(
-            uri, run.experiment, run.id, entry.payload, retried
+            uri, run.experiment, run.id, payload, entry.attempts > 1
         )
+        _write_artifacts(uri, batch.parents[run.id], {"rubric.json": payload["rubric"]}, batch)
         return
     parent = batch.parents.get(run.id) or run.mlflow_run_id
     if parent is None:
         raise RuntimeError(f"run {run.id} has no MLflow run yet")
-    if entry.kind != "cell":
-        tracking.push_update(uri, parent, entry.payload)
-    elif run.id not in batch.tables:
+    if entry.kind == "prompts":
+        tracking.register_prompts(uri, run.experiment, run.id, payload["prompts"])
+    elif entry.kind in ("traces", "cell") and _wants_traces(run, entry.kind):
+        _want_traces(batch, run.id, entry, payload.get("cells"))
+    if entry.kind == "cell" and run.id not in batch.tables:
         # Read after the batch's entries, so it holds every cell they announce (and maybe more).
-        tracking.push_update(uri, parent, {"artifacts": {tracking.CELLS_TABLE: cell_table(run.id)}})
         batch.tables.add(run.id)
+        _write_artifacts(uri, parent, {tracking.CELLS_TABLE: cell_table(run.id)}, batch)
+    elif entry.kind == "update":
+        # Artifacts before the final status (the report is there when the run shows finished),
+        # the status whether or not the artifact store took them.
+        rest = {key: value for key, value in payload.items() if key != "status"}
+        tracking.push_update(uri, run.experiment, run.id, parent, rest)
+        try:
+            _write_artifacts(uri, parent, payload.get("artifacts", {}), batch)
+        finally:
+            if payload.get("status"):
+                tracking.push_update(uri, run.experiment, run.id, parent, payload)
+
+
+def _want_traces(batch: _Batch, run_id: str, entry: MlflowPending, cells: Any) -> None:
+    """Traces are written once per run and batch, for every cell its entries name."""
+    if entry.kind == "cell":
+        cells = [entry.cell_id] if entry.cell_id else None
+    known = batch.traces.get(run_id, set())
+    batch.traces[run_id] = None if cells is None or known is None else known | set(cells)
+    batch.traces_for[run_id].append(entry.id)
+
+
+def _write_artifacts(uri: str, mlflow_id: str, artifacts: dict[str, Any], batch: _Batch) -> None:
+    """Artifacts, or ArtifactsRefused naming the store's error: a store found unwritable in a
+    drain is not tried again in it (one failure, not one per entry)."""
+    from benchlib import tracking
+
+    if not artifacts:
+        return
+    if uri in batch.artifacts_down:
+        raise ArtifactsRefused(batch.artifacts_down[uri])
+    try:
+        tracking.write_artifacts(uri, mlflow_id, artifacts)
+    except Exception as exc:
+        if not _reachable(uri):
+            raise
+        batch.artifacts_down[uri] = f"artifact store refused a write: {type(exc).__name__}: {exc}"
+        raise ArtifactsRefused(batch.artifacts_down[uri]) from exc
+
+
+def _write_traces(runs: dict[str, Run], batch: _Batch) -> None:
+    """Each run's traces of the batch in one write; a failure is its entries' failure."""
+    from benchlib import tracking, tracking_traces
+
+    for run_id, cells in batch.traces.items():
+        run = runs[run_id]
+        uri = tracking_uri(run.config.get("mlflow_url", ""))
+        try:
+            experiment = tracking.experiment_id(uri, run.experiment)
+            groups = tracking.group_runs(uri, run.experiment, run.id)
+            tracking_traces.write(
+                uri, experiment, tracking_traces.build(run, cells, experiment, groups)
+            )
+        except Exception as exc:
+            for entry_id in batch.traces_for[run_id]:
+                with suppress(ValueError):
+                    batch.done.remove(entry_id)
+                batch.errors[entry_id] = f"traces: {type(exc).__name__}: {exc}"[:2000]
+            if not _reachable(uri):
+                raise MlflowUnavailable(f"MLflow at {uri} is unreachable") from exc
 
 
 def _drain_batch(run_id: str | None, skip: set[int]) -> int:
     """Push up to BATCH entries, oldest first; returns how many were taken (0: nothing left).
 
     Attempts are counted before pushing, so an entry cut short by a crash is looked up in
-    MLflow, not created again, on its next push.
+    MLflow, not created again, on its next push. An entry a live server refuses is left for
+    the next drain, and set aside (with its error) once refused MAX_ATTEMPTS times; one whose
+    artifacts alone were refused is set aside at once with only its artifacts left in it.
     """
     with _push_lock():
         with session() as s:
-            query = select(MlflowPending).where(col(MlflowPending.id).not_in(skip))
+            query = select(MlflowPending).where(
+                col(MlflowPending.id).not_in(skip), col(MlflowPending.set_aside_at).is_(None)
+            )
             if run_id is not None:
                 query = query.where(MlflowPending.run_id == run_id)
             entries = list(s.exec(query.order_by(MlflowPending.id).limit(BATCH)))
@@ -153,10 +253,15 @@ def _drain_batch(run_id: str | None, skip: set[int]) -> int:
                 entry.attempts += 1
             runs = {r.id: r for r in s.exec(select(Run).where(col(Run.id).in_(_run_ids(entries))))}
         batch = _Batch()
+        outage = False
         try:
             for entry in entries:
                 try:
                     _push(entry, runs[entry.run_id], batch)
+                except ArtifactsRefused as exc:
+                    _refused_artifacts(entry, batch, str(exc))
+                    skip.add(entry.id)
+                    continue
                 except Exception as exc:
                     batch.errors[entry.id] = f"{type(exc).__name__}: {exc}"[:2000]
                     uri = tracking_uri(runs[entry.run_id].config.get("mlflow_url", ""))
@@ -165,9 +270,36 @@ def _drain_batch(run_id: str | None, skip: set[int]) -> int:
                     skip.add(entry.id)  # refused by a live server: leave it, push the rest
                     continue
                 batch.done.append(entry.id)
+            _write_traces(runs, batch)
+        except MlflowUnavailable:
+            outage = True
+            raise
         finally:
+            for entry in entries:
+                if entry.id in batch.errors and entry.attempts >= MAX_ATTEMPTS and not outage:
+                    batch.set_aside.setdefault(entry.id, None)
+                if entry.id in batch.errors:
+                    skip.add(entry.id)
             _record(batch)
     return len(entries)
+
+
+def _refused_artifacts(entry: MlflowPending, batch: _Batch, error: str) -> None:
+    """What the tracking server took is done; the artifacts wait, set aside, for a store that
+    takes them (`benchlib sync --retry-set-aside`)."""
+    batch.errors[entry.id] = error[:2000]
+    if entry.kind == "run":
+        batch.set_aside[entry.id] = {"artifacts": {"rubric.json": entry.payload["rubric"]}}
+    elif entry.kind == "update":
+        batch.set_aside[entry.id] = {"artifacts": entry.payload.get("artifacts", {})}
+    else:
+        batch.set_aside[entry.id] = None  # a cell: its retry rewrites the table (and traces)
+    if error not in _reported:
+        _reported.add(error)
+        log.warning("MLflow: %s; artifacts are set aside, everything else goes on", error)
+
+
+_reported: set[str] = set()
 
 
 def _run_ids(entries: list[MlflowPending]) -> set[str]:
@@ -175,20 +307,64 @@ def _run_ids(entries: list[MlflowPending]) -> set[str]:
 
 
 def _record(batch: _Batch) -> None:
-    """One transaction: what was pushed leaves the outbox, the MLflow ids land on the rows."""
+    """One transaction: what was pushed leaves the outbox, the MLflow ids land on the rows,
+    refused entries keep their error, entries refused for good are set aside."""
     with session() as s:
         if batch.done:
             s.exec(delete(MlflowPending).where(col(MlflowPending.id).in_(batch.done)))
         for entry_id, error in batch.errors.items():
             s.get(MlflowPending, entry_id).last_error = error
+        for entry_id, left in batch.set_aside.items():
+            entry = s.get(MlflowPending, entry_id)
+            entry.set_aside_at = utcnow()
+            if left is not None:
+                entry.kind, entry.payload = "update", left
         for run_id, mlflow_id in batch.parents.items():
             s.get(Run, run_id).mlflow_run_id = mlflow_id
+
+
+class SetAside(BaseModel):
+    id: int
+    run_id: str
+    kind: str
+    error: str
+    set_aside_at: datetime
+
+
+def set_aside(run_id: str | None = None) -> list[SetAside]:
+    """Entries MLflow refused for good, oldest first."""
+    with session() as s:
+        query = select(MlflowPending).where(col(MlflowPending.set_aside_at).is_not(None))
+        if run_id is not None:
+            query = query.where(MlflowPending.run_id == run_id)
+        return [
+            SetAside(
+                id=e.id,
+                run_id=e.run_id,
+                kind=e.kind,
+                error=e.last_error or "",
+                set_aside_at=e.set_aside_at,
+            )
+            for e in s.exec(query.order_by(MlflowPending.id))
+        ]
+
+
+def retry_set_aside(run_id: str | None = None) -> int:
+    """Put set-aside entries back in the queue (the store was fixed); returns how many."""
+    with session() as s:
+        query = select(MlflowPending).where(col(MlflowPending.set_aside_at).is_not(None))
+        if run_id is not None:
+            query = query.where(MlflowPending.run_id == run_id)
+        entries = list(s.exec(query))
+        for entry in entries:
+            entry.set_aside_at = None
+    return len(entries)
 
 
 def _runs_behind(run_id: str | None) -> list[tuple[str, str]]:
     """(run id, tracking URI) of the runs with entries, oldest entry first."""
     with session() as s:
-        query = select(MlflowPending.run_id)
+        query = select(MlflowPending.run_id).where(col(MlflowPending.set_aside_at).is_(None))
         if run_id is not None:
             query = query.where(MlflowPending.run_id == run_id)
         query = query.group_by(MlflowPending.run_id).order_by(func.min(MlflowPending.id))

@@ -6,11 +6,12 @@ scoring, the leaderboard, and MLflow (a sqlite store, or `--mlflow server`: a re
 server` subprocess) through the outbox.
 
     .venv/bin/python benchmarks/throughput.py [--cells 2000] [--mlflow sqlite|server]
-        [--prefect ephemeral|running]
+        [--prefect ephemeral|running] [--traces all|final|off]
 
 Prints cells/s for the collect phase (first cell started → last cell recorded) and for the
 whole run (plan → MLflow caught up), the time MLflow needed beyond collect, and this process's
-peak RSS; writes benchmarks/results/throughput-MLFLOW-PREFECT.json. Target: ≥ 50 cells/s.
+peak RSS; writes benchmarks/results/throughput-MLFLOW-PREFECT[-traces-MODE].json (the
+default mode, `final`, keeps the old name). Target: ≥ 50 cells/s.
 """
 
 import argparse
@@ -63,9 +64,11 @@ def main() -> None:
     parser.add_argument("--cells", type=int, default=2000)
     parser.add_argument("--mlflow", choices=["sqlite", "server"], default="sqlite")
     parser.add_argument("--prefect", choices=["ephemeral", "running"], default="ephemeral")
+    parser.add_argument("--traces", choices=["all", "final", "off"], default="final")
     parser.add_argument("--out", type=Path, help="default: results/throughput-MLFLOW-PREFECT.json")
     args = parser.parse_args()
-    name = f"throughput-{args.mlflow}-{args.prefect}.json"
+    suffix = "" if args.traces == "final" else f"-traces-{args.traces}"
+    name = f"throughput-{args.mlflow}-{args.prefect}{suffix}.json"
     args.out = args.out or ROOT / "benchmarks" / "results" / name
 
     work = Path(tempfile.mkdtemp(prefix="benchlib-throughput-"))
@@ -94,7 +97,9 @@ def main() -> None:
                     prefect_server(dict(os.environ))
                 )
             base_url = f"http://127.0.0.1:{port}/v1"
-            result = measure(work / "suite", base_url, mlflow_url, args.mlflow, args.prefect)
+            result = measure(
+                work / "suite", base_url, mlflow_url, args.mlflow, args.prefect, args.traces
+            )
     finally:
         model_server.terminate()
         model_server.wait()
@@ -106,7 +111,7 @@ def main() -> None:
 
 
 def measure(
-    suite: Path, base_url: str, mlflow_url: str, mlflow_kind: str, prefect_kind: str
+    suite: Path, base_url: str, mlflow_url: str, mlflow_kind: str, prefect_kind: str, traces: str
 ) -> dict:
     from benchlib import events, runs, tracking_outbox
     from benchlib.config import build_config
@@ -122,6 +127,7 @@ def measure(
             "n_candidates": 1,
             "judge": "skip",
             "mlflow_url": mlflow_url,
+            "mlflow_traces": traces,
             "mlflow_flush_s": 3600,
         }
     )
@@ -151,6 +157,8 @@ def measure(
         "mlflow": mlflow_kind,
         "prefect": prefect_kind,
         "mlflow_behind_at_end": behind,
+        "mlflow_traces": traces,
+        "mlflow_set_aside": len(tracking_outbox.set_aside(run_id)),
         "collect_s": round(collect_s, 2),
         "collect_cells_per_s": round(len(cells) / collect_s, 1),
         "start_to_first_cell_s": round(marks["first_cell"] - start, 2),
@@ -165,7 +173,11 @@ def measure(
 def print_table(result: dict) -> None:
     rows = [
         ("cells (completed)", f"{result['cells']} ({result['completed']})"),
-        ("MLflow", f"{result['mlflow']}, {result['mlflow_behind_at_end']} items behind at end"),
+        (
+            "MLflow",
+            f"{result['mlflow']}, traces {result['mlflow_traces']}, "
+            f"{result['mlflow_behind_at_end']} items behind at end",
+        ),
         ("Prefect server", result["prefect"]),
         ("start → first cell", f"{result['start_to_first_cell_s']} s"),
         ("collect", f"{result['collect_s']} s = {result['collect_cells_per_s']} cells/s"),

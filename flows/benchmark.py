@@ -47,6 +47,7 @@ def benchmark(
     openai_api_key_env: str = "OPENAI_API_KEY",
     local_models: dict[str, str] = {},  # noqa: B006
     mlflow_url: str = "",
+    mlflow_traces: Literal["all", "final", "off"] = "final",
     mlflow_flush_s: float = 60.0,
     no_cache: bool = False,
     refresh: bool = False,
@@ -86,7 +87,11 @@ def benchmark(
         openai_base_url: OpenAI-compatible base URL (ends in /v1).
         openai_api_key_env: Environment variable holding the OpenAI-compatible API key.
         local_models: Extra `local:` aliases: alias -> GGUF file path.
-        mlflow_url: MLflow tracking URI; empty = sqlite store under .benchlib/.
+        mlflow_url: MLflow tracking URI; empty = the environment's MLFLOW_TRACKING_URI, else
+            the sqlite store under .benchlib/.
+        mlflow_traces: MLflow traces, one per candidate: all = as each cell is recorded (watch
+            a run live; each trace is written again with its scores); final = once the run is
+            scored, scores included (half the writes); off = none.
         mlflow_flush_s: How long the end of a run waits for MLflow to take the backlog; what is
             left stays queued for `benchlib sync`.
         no_cache: Neither read nor write the response cache.

@@ -46,13 +46,17 @@ def behind_in_listing(run_id: str) -> int:
 
 
 def assert_all_in_mlflow(url: str, run_id: str, experiment: str) -> None:
-    """Exactly one MLflow run for the benchmark run, finished, with its artifacts and a cells
-    table holding every cell once, scores included."""
+    """Exactly one MLflow run for the benchmark run and one per (model, prompt), finished, with
+    its artifacts and a cells table holding every cell once, scores included."""
     client = MlflowClient(url)
     experiment_id = client.get_experiment_by_name(experiment).experiment_id
     found = client.search_runs([experiment_id], f"tags.`benchlib.run_id` = '{run_id}'")
-    assert len(found) == 1
-    mlflow_run = found[0]
+    groups = {(c.model, c.prompt_version) for c in runs.run_cells(run_id)}
+    assert sorted(r.data.tags["benchlib.kind"] for r in found) == ["benchmark"] + ["group"] * len(
+        groups
+    )
+    assert all(r.info.status == "FINISHED" for r in found)
+    mlflow_run = next(r for r in found if r.data.tags["benchlib.kind"] == "benchmark")
     run = runs.get_run(run_id)
     assert run.mlflow_run_id == mlflow_run.info.run_id
     assert mlflow_run.info.status == "FINISHED"
@@ -145,6 +149,20 @@ def test_an_entry_mlflow_refuses_does_not_hold_up_the_rest(
     assert "bad key!" in tracking_outbox.last_error(run_id)
     tags = MlflowClient(mlflow_server.url).get_run(runs.get_run(run_id).mlflow_run_id).data.tags
     assert tags["reviewed"] == "yes" and "bad key!" not in tags
+    # Refused at every try: set aside with its error, no longer behind, listed by `sync`.
+    for _ in range(tracking_outbox.MAX_ATTEMPTS - 1):
+        tracking_outbox.sync(run_id, timeout_s=30)
+    assert behind_in_listing(run_id) == 0
+    [entry] = tracking_outbox.set_aside(run_id)
+    assert "bad key!" in entry.error
+    listed = benchlib("sync", run_id)
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert "set aside" in listed.stdout and "bad key!" in listed.stdout
+    retried = benchlib("sync", run_id, "--retry-set-aside")
+    assert "1 set-aside item(s) back in line" in retried.stdout
+    # Tried again at once; still refused, so set aside again, with the new try's time.
+    [again] = tracking_outbox.set_aside(run_id)
+    assert again.id == entry.id and again.set_aside_at > entry.set_aside_at
 
 
 def test_real_model_run_with_mlflow_down_from_the_start(
@@ -169,5 +187,55 @@ def test_real_model_run_with_mlflow_down_from_the_start(
         assert benchlib("sync", run_id).returncode == 0
         assert_all_in_mlflow(server.url, run_id, "down-from-the-start")
         assert runs.get_run(run_id).mlflow_run_id
+    finally:
+        server.stop()
+
+
+def test_unwritable_artifact_store_costs_only_the_artifacts(
+    prefect_api: str, instant_url: str, tmp_path: Path
+) -> None:
+    """The set-up users describe: the server's artifact root is a `file://` folder on its
+    disk, which the client must write itself (`--no-serve-artifacts`) and cannot. Runs,
+    params, metrics, tags, traces and assessments all arrive; the artifacts are set aside,
+    reported once; nothing is held up and `benchlib sync` does not fail for them."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the artifact root's parent should be")
+    root = (blocker / "artifacts").as_uri()
+    server = MlflowServer(tmp_path, ["--default-artifact-root", root, "--no-serve-artifacts"])
+    server.start()
+    try:
+        config = {
+            "suite": str(TIPS),
+            "models": [f"openai:{MODEL}"],
+            "openai_base_url": f"{instant_url}/v1",
+            "prompts": ["v1", "v2-mentor"],
+            "n_scenarios": 2,
+            "n_candidates": 1,
+            "judge": "skip",
+            "mlflow_url": server.url,
+            "mlflow_flush_s": 60,
+            "experiment": "unwritable-artifacts",
+        }
+        run_id = run_flow(config)
+        assert behind_in_listing(run_id) == 0
+        client = MlflowClient(server.url)
+        experiment = client.get_experiment_by_name("unwritable-artifacts").experiment_id
+        found = client.search_runs([experiment], f"tags.`benchlib.run_id` = '{run_id}'")
+        assert len(found) == 3 and all(r.info.status == "FINISHED" for r in found)
+        groups = [r for r in found if r.data.tags["benchlib.kind"] == "group"]
+        assert all(
+            "composite_mean" in r.data.metrics or "auto_composite_mean" in r.data.metrics
+            for r in groups
+        )
+        assert all(r.data.tags["status"] == "completed" for r in found)
+        traces = client.search_traces(locations=[experiment], max_results=100)
+        assert len(traces) == 4
+        assert all(any(a.source.source_type == "CODE" for a in t.info.assessments) for t in traces)
+        refused = tracking_outbox.set_aside(run_id)
+        assert refused and all("artifact store refused a write" in e.error for e in refused)
+        listed = benchlib("sync", run_id)
+        assert listed.returncode == 0, listed.stdout + listed.stderr
+        assert listed.stdout.count("artifact store refused a write") == 1
+        assert "--retry-set-aside" in listed.stdout
     finally:
         server.stop()

@@ -16,8 +16,12 @@ BIN = Path(sys.executable).parent
 
 
 class MlflowServer:
-    def __init__(self, folder: Path) -> None:
+    """`artifacts`: the server's artifact options; by default it serves artifacts itself
+    (`mlflow-artifacts:/`) from a folder of its own."""
+
+    def __init__(self, folder: Path, artifacts: list[str] | None = None) -> None:
         self.folder = folder
+        self.artifacts = artifacts or ["--artifacts-destination", str(folder / "artifacts")]
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.store = f"sqlite:///{folder / 'mlflow.db'}"
@@ -37,7 +41,7 @@ class MlflowServer:
             [
                 *(str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port)),
                 *("--workers", "1", "--backend-store-uri", self.store),
-                *("--artifacts-destination", str(self.folder / "artifacts")),
+                *self.artifacts,
             ],
             env=self.env,
             stdout=log,
