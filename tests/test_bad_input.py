@@ -504,7 +504,7 @@ def test_metric_names_mlflow_refuses_are_mended_as_they_are_pushed(tmp_path: Pat
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     mlflow_id = tracking.client(uri).create_run(tracking.experiment_id(uri, "names")).info.run_id
     name = "openai:smollm2@q4_k_m/v1//relevance_mean"
-    tracking.push_update(uri, mlflow_id, {"metrics": {name: 3.5}})
+    tracking.push_update(uri, "names", "names-run", mlflow_id, {"metrics": {name: 3.5}})
     metrics = tracking.client(uri).get_run(mlflow_id).data.metrics
     assert metrics == {"openai:smollm2_q4_k_m/v1/_/relevance_mean": 3.5}
 
