@@ -3,7 +3,7 @@ from prefect import flow
 from tasks.benchmark import evaluate_against_baseline, publish_leaderboard
 
 
-@flow(name="compare", persist_result=True)
+@flow(name="compare", persist_result=True, flow_run_name="compare {run_id}")
 def compare(
     run_id: str, baseline: str = "", tolerance: float = 0.0, allow_prompt_change: bool = False
 ) -> dict:

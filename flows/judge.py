@@ -5,16 +5,17 @@ rounds return their recorded input instead of suspending again.
 """
 
 import itertools
+from datetime import UTC, datetime
 
 from prefect import get_run_logger
 from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
 from pydantic import Field
 
-from benchlib import judging
+from benchlib import judging, prefect_views
 from benchlib.records import RunStatus
 from benchlib.runs import get_run
-from tasks.benchmark import apply_inline_scores, mark_run
+from tasks.benchmark import announce_judging, apply_inline_scores, mark_run
 
 
 class JudgeDecision(RunInput):
@@ -38,7 +39,11 @@ def await_judgements(run_id: str, timeout_s: int) -> None:
             logger.info("every item is judged")
             return
         mark_run(run_id, RunStatus.awaiting_judge)
-        description = judging.form_description(run, pending, last_problem)
+        total = len(judging.judge_items(run))
+        announce_judging(run_id, round_)
+        description = prefect_views.form_description(
+            run, pending, total, datetime.now(UTC), last_problem
+        )
         decision = suspend_flow_run(
             wait_for_input=JudgeDecision.with_initial_data(description=description),
             key=f"judge-{round_}",
@@ -46,9 +51,9 @@ def await_judgements(run_id: str, timeout_s: int) -> None:
         )
         last_problem = ""
         if decision.scores:
-            last_problem = apply_inline_scores(run_id, decision.judge, decision.scores) or ""
-            if last_problem:
-                logger.warning(f"inline scores rejected: {last_problem}")
+            last_problem = (
+                apply_inline_scores(run_id, round_, decision.judge, decision.scores) or ""
+            )
         if decision.approve and not last_problem:
             logger.info(f"judging approved with {len(pending)} item(s) unjudged")
             return

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from benchlib import judging, orchestration, reports
+from benchlib.records import RunStatus
 from benchlib.runs import get_run
 
 router = APIRouter(tags=["judging"])
@@ -16,6 +17,13 @@ class Pending(judging.JudgeFile):
 
     total: int = Field(description="Items of the run.")
     pending: int = Field(description="Items still unjudged (by this judge, if one is given).")
+    yours: list[judging.JudgeItem] = Field(
+        description="Items this judge has judged, with their scores and comment, in the order "
+        "judged (to change one); empty without a judge."
+    )
+    coverage: judging.Coverage
+    status: RunStatus
+    waiting: bool = Field(description="The run's flow is suspended until judges approve it.")
 
 
 class Submission(BaseModel):
@@ -41,12 +49,22 @@ class Resumed(BaseModel):
 
 @router.get("/runs/{run_id}/judging")
 def pending_items(run_id: str, judge: Annotated[str, Query(max_length=200)] = "") -> Pending:
-    """The rubric and the blind items nobody has judged yet, or that `judge` has not."""
+    """The rubric and the blind items nobody has judged yet, or that `judge` has not; what
+    `judge` judged already; how many judges each item has; whether the run still waits."""
     run = get_run(run_id)
     everything = judging.judge_items(run)
+    judgements = judging.judgements_of(run.id)
     left = judging.pending_items(run, judge or None, everything)
     exported = judging.export_file(run, judge, left)
-    return Pending(**dict(exported), total=len(everything), pending=len(left))
+    return Pending(
+        **dict(exported),
+        total=len(everything),
+        pending=len(left),
+        yours=judging.judged_by(everything, judgements, judge) if judge else [],
+        coverage=judging.coverage(everything, judgements),
+        status=run.status,
+        waiting=run.status == RunStatus.awaiting_judge,
+    )
 
 
 @router.post("/runs/{run_id}/judgements")

@@ -4,9 +4,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
+from pydantic import BaseModel
 
 from benchlib import judging, reports, runs
 from benchlib.api.auth import COOKIE, require_page_token, token_ok
+from benchlib.api.runs import run_links
+from benchlib.api.settings import Settings
+from benchlib.errors import NotFound
+from benchlib.records import Run, RunStatus
 from benchlib.reports import TEMPLATES
 
 router = APIRouter(include_in_schema=False)
@@ -39,19 +44,71 @@ def login(
     return response
 
 
+REFRESH_S = 10
+
+
+class RunFilters(BaseModel):
+    experiment: str | None = None
+    status: RunStatus | None = None
+    model: str | None = None
+    prompt: str | None = None
+
+
 @router.get("/", dependencies=authed)
-def runs_page() -> HTMLResponse:
-    return _page("runs.html.j2", runs=runs.list_runs(100))
+def runs_page(
+    settings: Settings,
+    experiment: str = "",
+    status: str = "",
+    model: str = "",
+    prompt: str = "",
+) -> HTMLResponse:
+    """The runs, newest first, with progress and links; filtered like GET /api/runs (an
+    unknown status matches nothing rather than failing the page)."""
+    known = {s.value for s in RunStatus}
+    filters = RunFilters(
+        experiment=experiment.strip() or None,
+        status=RunStatus(status) if status in known else None,
+        model=model.strip() or None,
+        prompt=prompt.strip() or None,
+    )
+    found = [] if status and status not in known else runs.list_runs(100, **dict(filters))
+    rows = [
+        {
+            "run": run,
+            "done": runs.cells_done(run.id),
+            "links": run_links(settings, run.id, run.flow_run_id, run),
+        }
+        for run in found
+    ]
+    return _page(
+        "runs.html.j2",
+        rows=rows,
+        filters=filters,
+        statuses=sorted(known),
+        refresh_s=REFRESH_S,
+    )
+
+
+def _run_or_page(run_id: str) -> Run | HTMLResponse:
+    """A person who follows a stale link gets a page saying so, not JSON."""
+    try:
+        return runs.get_run(run_id)
+    except NotFound as exc:
+        return _page("missing.html.j2", 404, detail=str(exc))
 
 
 @router.get("/runs/{run_id}/judge", dependencies=authed)
 def judge_page(run_id: str) -> HTMLResponse:
-    run = runs.get_run(run_id)
+    run = _run_or_page(run_id)
+    if isinstance(run, HTMLResponse):
+        return run
     return _page("judge.html.j2", run=run, rubric=judging.rubric_of(run))
 
 
 @router.get("/runs/{run_id}/leaderboard", dependencies=authed)
 def leaderboard_page(run_id: str) -> HTMLResponse:
     """The report `benchlib report RUN --html` writes: table, heatmap, interval bars."""
-    run = runs.get_run(run_id)
+    run = _run_or_page(run_id)
+    if isinstance(run, HTMLResponse):
+        return run
     return HTMLResponse(reports.render_html(run, reports.current_leaderboard(run)))

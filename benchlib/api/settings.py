@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from pydantic import BaseModel, Field
 
+from benchlib import settings
 from benchlib.api.auth import TOKEN_ENV
 from benchlib.errors import BenchlibError
 
@@ -33,7 +34,7 @@ class ApiSettings(BaseModel):
             token=token,
             deployment=os.environ.get("BENCHLIB_API_DEPLOYMENT", "benchmark/default"),
             prefect_api_url=os.environ.get("PREFECT_API_URL", ""),
-            mlflow_ui_url=os.environ.get("BENCHLIB_MLFLOW_UI_URL", ""),
+            mlflow_ui_url=settings.mlflow_ui_url(),
         )
 
 
