@@ -96,14 +96,14 @@ class Coverage(BaseModel):
     )
 
 
-def coverage(items: list[Item], judgements: list[Judgement]) -> Coverage:
-    per_item: dict[int, set[str]] = defaultdict(set)
-    for j in judgements:
-        per_item[j.candidate_id].add(j.judge)
-    counts = [len(per_item.get(item.candidate_id, ())) for item in items]
+def coverage(items: list[Any], votes: list[tuple[Any, str]]) -> Coverage:
+    """Of `items` (ids), given `votes` as (item id, judge): outputs here, pairs when pairwise."""
+    per_item: dict[Any, set[str]] = defaultdict(set)
     judges: dict[str, int] = defaultdict(int)
-    for j in judgements:
-        judges[j.judge] += 1
+    for item, judge in votes:
+        per_item[item].add(judge)
+        judges[judge] += 1
+    counts = [len(per_item.get(item, ())) for item in items]
     return Coverage(
         items=len(items),
         judges=dict(sorted(judges.items())),

@@ -23,9 +23,9 @@ from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError
-from scipy.optimize import minimize
 from sqlmodel import select
 
+from benchlib import judging
 from benchlib.db import session
 from benchlib.errors import BenchlibError, describe_validation_error
 from benchlib.hashing import content_hash
@@ -36,6 +36,7 @@ from benchlib.stats import CONFIDENCE, N_RESAMPLES, krippendorff_alpha
 FORMAT = "benchlib-pairs-v1"
 Choice = Literal["a", "b", "tie"]
 PRIOR = 0.01
+MAX_STEP = 2.0
 # Fewer judged scenarios than this: a bootstrap over so few clusters is too narrow to trust.
 THIN_SCENARIOS = 5
 INSTRUCTIONS = (
@@ -264,20 +265,27 @@ def fit_strengths(
     winners: np.ndarray, losers: np.ndarray, outcome: np.ndarray, weights: np.ndarray, n: int
 ) -> np.ndarray:
     """Bradley–Terry strengths (centred, log-odds) by penalised maximum likelihood: comparison
-    k says `winners[k]` beat `losers[k]` with outcome 1 (0.5 = tie), counted `weights[k]` times."""
-
-    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        diff = theta[winners] - theta[losers]
-        p = 1.0 / (1.0 + np.exp(-diff))
-        eps = 1e-12
-        nll = -np.sum(weights * (outcome * np.log(p + eps) + (1 - outcome) * np.log(1 - p + eps)))
+    k says `winners[k]` beat `losers[k]` with outcome 1 (0.5 = tie), counted `weights[k]` times.
+    Newton's method on a strictly convex objective, steps capped so a row that never lost
+    cannot overshoot."""
+    theta = np.zeros(n)
+    for _ in range(100):
+        p = 1.0 / (1.0 + np.exp(-(theta[winners] - theta[losers])))
         residual = weights * (outcome - p)
-        grad = np.zeros(n)
+        grad = PRIOR * theta
         np.add.at(grad, winners, -residual)
         np.add.at(grad, losers, residual)
-        return nll + PRIOR / 2 * theta @ theta, grad + PRIOR * theta
-
-    theta = minimize(loss, np.zeros(n), jac=True, method="L-BFGS-B").x
+        h = weights * p * (1 - p)
+        hessian = PRIOR * np.eye(n)
+        np.add.at(hessian, (winners, winners), h)
+        np.add.at(hessian, (losers, losers), h)
+        np.add.at(hessian, (winners, losers), -h)
+        np.add.at(hessian, (losers, winners), -h)
+        step = np.linalg.solve(hessian, grad)
+        step *= min(1.0, MAX_STEP / (np.abs(step).max() or 1.0))
+        theta -= step
+        if np.abs(step).max() < 1e-9:
+            break
     return theta - theta.mean()
 
 
@@ -433,3 +441,10 @@ def table_cells(found: PairwiseBoard) -> tuple[list[str], list[list[str]]]:
         for row in found.rows
     ]
     return header, body
+
+
+def unjudged(run: Run) -> int:
+    """What nobody has judged yet: pairs of a pairwise run, else outputs."""
+    if is_pairwise(run):
+        return len(pending_pairs(run))
+    return len(judging.pending_items(run))

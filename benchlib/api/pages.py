@@ -1,9 +1,10 @@
 """The pages a person opens in a browser: login, runs, a run's judge page and leaderboard."""
 
+from importlib.resources import files
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from pydantic import BaseModel
 
 from benchlib import judging, reports, runs
@@ -25,6 +26,29 @@ def _page(name: str, status_code: int = 200, **context: object) -> HTMLResponse:
 def _local(path: str) -> str:
     """Only a path on this site: /login must not redirect anywhere else."""
     return path if path.startswith("/") and not path.startswith("//") else "/"
+
+
+# Swagger UI's files, served here so /docs works without internet (the CDN FastAPI points at
+# is out of reach on many lab networks). fastapi-offline ships Swagger UI 5, which reads the
+# OpenAPI 3.1 FastAPI writes.
+SWAGGER_FILES = {
+    "swagger-ui-bundle.js": "text/javascript",
+    "swagger-ui.css": "text/css",
+    "favicon.png": "image/png",
+}
+SWAGGER_URLS = {
+    "swagger_js_url": "/docs/assets/swagger-ui-bundle.js",
+    "swagger_css_url": "/docs/assets/swagger-ui.css",
+    "swagger_favicon_url": "/docs/assets/favicon.png",
+}
+
+
+@router.get("/docs/assets/{name}", dependencies=authed)
+def docs_asset(name: str) -> FileResponse:
+    if name not in SWAGGER_FILES:
+        raise NotFound(f"no docs asset {name!r} (known: {', '.join(SWAGGER_FILES)})")
+    path = files("fastapi_offline") / "static" / name
+    return FileResponse(str(path), media_type=SWAGGER_FILES[name])
 
 
 @router.get("/login")
