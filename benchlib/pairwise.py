@@ -448,3 +448,12 @@ def unjudged(run: Run) -> int:
     if is_pairwise(run):
         return len(pending_pairs(run))
     return len(judging.pending_items(run))
+
+
+def apply_any_file(text: str, source: str) -> tuple[str, dict[str, int]]:
+    """`benchlib judge apply`: a pairs file or a rubric judge file, told by its `format`."""
+    try:
+        kind = json.loads(text).get("format")
+    except (json.JSONDecodeError, AttributeError):
+        kind = None
+    return (apply_file if kind == FORMAT else judging.apply_file)(text, source)

@@ -10,8 +10,9 @@ import re
 from datetime import datetime
 from typing import Any
 
-from benchlib import judging, settings
+from benchlib import judging, pairwise, settings
 from benchlib.records import Run
+from benchlib.rubric import Rubric
 
 # CommonMark lets a backslash escape any ASCII punctuation character, and only those.
 _PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
@@ -54,43 +55,63 @@ def mlflow_run_url(run: Run, ui_fallback: str = "") -> str | None:
     return f"{ui.rstrip('/')}/#/runs/{run.mlflow_run_id}"
 
 
-def form_description(
-    run: Run, pending: list[judging.Item], total: int, counted_at: datetime, problem: str = ""
-) -> str:
-    """The Resume form: the judge page first, then the rubric and the items left (verbatim)."""
-    rubric = judging.rubric_of(run)
+def form_description(run: Run, counted_at: datetime, problem: str = "") -> str:
+    """The Resume form: the judge page first, then how else to judge, the rubric (or the
+    pairwise question) and the items left, outputs verbatim."""
+    paired = pairwise.is_pairwise(run)
+    if paired:
+        everything: list[Any] = pairwise.pairs_of(run)
+        pending: list[Any] = pairwise.pending_pairs(run, pairs=everything)
+        unit = "pairs"
+        inline = '**choices** as `{"PAIR_ID": "a"}` (a, b or tie)'
+    else:
+        everything = judging.judge_items(run)
+        pending = judging.pending_items(run, items=everything)
+        unit = "outputs"
+        inline = '**scores** as `{"ITEM_ID": {"CRITERION": LEVEL}}`'
     lines = []
     if problem:
         lines += [f"**The last input was not applied:** {cell(problem)}", ""]
     lines += [
         f"## Judge run `{run.id}` on the judge page: {judge_page_url(run.id)}",
         "",
-        f"{len(pending)} of {total} outputs were unjudged at {counted_at:%Y-%m-%d %H:%M:%S} UTC "
-        "(counted when the run suspended; the judge page shows the current count). "
-        "The page is keyboard-first, shows the calibrated examples, and approves the run.",
+        f"{len(pending)} of {len(everything)} {unit} were unjudged at "
+        f"{counted_at:%Y-%m-%d %H:%M:%S} UTC (counted when the run suspended; the judge page "
+        "shows the current count). The page is keyboard-first and approves the run.",
         "",
         "Other ways (all record the same blind judgements):",
         f"- in a terminal: `benchlib judge {run.id} --judge YOUR_NAME`",
         f"- with a file: `benchlib judge export {run.id} --out judge.json`, fill it, then "
         "`benchlib judge apply judge.json --resume`",
-        "- here, for a few items: your name in **judge**, then **scores** as "
-        '`{"ITEM_ID": {"CRITERION": LEVEL}}` and submit.',
+        f"- here, for a few: your name in **judge**, then {inline} and submit.",
         "",
         "Tick **approve** when judging is done (the run continues with what is recorded); "
-        "submit without it to record scores and wait for more.",
+        "submit without it to record and wait for more.",
         "",
-        f"### Rubric {rubric.version}",
     ]
+    if paired:
+        lines += ["### The question", "", cell(pairwise.INSTRUCTIONS)]
+    else:
+        lines += _rubric_lines(judging.rubric_of(run))
+    lines += ["", f"### Unjudged {unit}" + (" (first 10)" if len(pending) > 10 else "")]
+    for item in pending[:10]:
+        if paired:
+            lines += ["", f"#### pair `{item.pair_id}`", "", context_table(item.context), ""]
+            lines += ["**A**", "", fenced(item.a.output), "", "**B**", "", fenced(item.b.output)]
+        else:
+            lines += ["", f"#### `{item.item_id}`", "", context_table(item.context), ""]
+            lines += [fenced(item.output)]
+    return "\n".join(lines)
+
+
+def _rubric_lines(rubric: Rubric) -> list[str]:
+    lines = [f"### Rubric {rubric.version}"]
     if rubric.description:
         lines += ["", cell(rubric.description), ""]
     for criterion in rubric.criteria:
         lines.append(f"- **{criterion.name}**: {cell(criterion.question)}")
         lines += [f"  - {lvl.score}: {cell(lvl.description)}" for lvl in criterion.levels]
-    lines += ["", "### Unjudged items" + (" (first 10)" if len(pending) > 10 else "")]
-    for item in pending[:10]:
-        lines += ["", f"#### `{item.item_id}`", "", context_table(item.context), ""]
-        lines += [fenced(item.output)]
-    return "\n".join(lines)
+    return lines
 
 
 def _values(row: Any) -> dict[str, Any]:

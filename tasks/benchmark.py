@@ -11,6 +11,7 @@ from benchlib import (
     judging,
     leaderboard,
     orchestration,
+    pairwise,
     prefect_views,
     providers,
     reports,
@@ -82,17 +83,26 @@ def fan_out(context: RunContext, cells: list[CellPlan]) -> dict[str, list[str]]:
     return fanout.run_blocks(context, model_blocks(cells))
 
 
-@task(persist_result=True, task_run_name="record the form's scores (round {round_})")
+@task(persist_result=True, task_run_name="record the form's judgements (round {round_})")
 def apply_inline_scores(
-    run_id: str, round_: int, judge: str, scores: dict[str, dict[str, float]]
+    run_id: str,
+    round_: int,
+    judge: str,
+    scores: dict[str, dict[str, float]],
+    choices: dict[str, str],
 ) -> str | None:
-    """Scores typed into the Prefect form; returns the problem instead of failing the run.
-    Persisted: a replay after a later resume neither applies nor reports them again."""
-    scored = [judging.Scored(item_id=item, scores=values) for item, values in scores.items()]
+    """Scores (or pairwise choices) typed into the Prefect form; returns the problem instead of
+    failing the run. Persisted: a replay after a later resume neither applies nor reports them
+    again."""
     try:
-        judging.apply_judgements(run_id, judge, scored, source="Prefect form")
+        if choices:
+            chosen = [pairwise.Chosen(pair_id=p, choice=c) for p, c in choices.items()]
+            pairwise.apply_choices(run_id, judge, chosen, source="Prefect form")
+        if scores:
+            scored = [judging.Scored(item_id=i, scores=v) for i, v in scores.items()]
+            judging.apply_judgements(run_id, judge, scored, source="Prefect form")
     except BenchlibError as exc:
-        get_run_logger().warning(f"inline scores rejected: {exc}")
+        get_run_logger().warning(f"inline judgements rejected: {exc}")
         return str(exc)
     return None
 
@@ -100,12 +110,9 @@ def apply_inline_scores(
 @task(persist_result=True, task_run_name="wait for judges (round {round_})")
 def announce_judging(run_id: str, round_: int) -> None:
     """Says where to judge. Persisted: a replay after resume does not log earlier rounds again."""
-    run = runs.get_run(run_id)
-    items = judging.judge_items(run)
-    pending = judging.pending_items(run, items=items)
+    left = pairwise.unjudged(runs.get_run(run_id))
     get_run_logger().info(
-        f"waiting for judges: {prefect_views.judge_page_url(run_id)} "
-        f"({len(pending)} of {len(items)} outputs unjudged)"
+        f"waiting for judges: {prefect_views.judge_page_url(run_id)} ({left} unjudged)"
     )
 
 
