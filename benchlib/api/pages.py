@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from pydantic import BaseModel
 
-from benchlib import judging, reports, runs
+from benchlib import judging, pairwise, reports, runs
 from benchlib.api.auth import COOKIE, require_page_token, token_ok
 from benchlib.api.runs import run_links
 from benchlib.api.settings import Settings
@@ -126,7 +126,12 @@ def judge_page(run_id: str) -> HTMLResponse:
     run = _run_or_page(run_id)
     if isinstance(run, HTMLResponse):
         return run
-    return _page("judge.html.j2", run=run, rubric=judging.rubric_of(run))
+    return _page(
+        "judge.html.j2",
+        run=run,
+        rubric=judging.rubric_of(run),
+        pairwise=pairwise.is_pairwise(run),
+    )
 
 
 @router.get("/runs/{run_id}/leaderboard", dependencies=authed)
