@@ -289,6 +289,27 @@ def fit_strengths(
     return theta - theta.mean()
 
 
+def bootstrap_strengths(
+    winners: np.ndarray,
+    losers: np.ndarray,
+    outcome: np.ndarray,
+    scenario: np.ndarray,
+    n: int,
+    n_scenarios: int,
+    seed: int,
+    n_resamples: int = N_RESAMPLES,
+) -> np.ndarray:
+    """Strengths refitted on `n_resamples` resamples of the scenarios (with replacement; a
+    scenario's comparisons move together): one row of strengths per resample."""
+    samples = np.zeros((n_resamples, n))
+    rng = np.random.default_rng(seed)
+    for r in range(n_resamples if n_scenarios else 0):
+        picks = rng.integers(0, n_scenarios, n_scenarios)
+        weights = np.bincount(picks, minlength=n_scenarios)[scenario].astype(float)
+        samples[r] = fit_strengths(winners, losers, outcome, weights, n)
+    return samples
+
+
 class PairwiseRow(BaseModel):
     rank: int
     model: str
@@ -383,12 +404,8 @@ def board(run: Run, n_resamples: int = N_RESAMPLES) -> PairwiseBoard:
     w, lo = np.array(winners, dtype=int), np.array(losers, dtype=int)
     y, sc = np.array(outcome, dtype=float), np.array(scenario_of, dtype=int)
     theta = fit_strengths(w, lo, y, np.ones(len(y)), len(rows))
-    samples = np.zeros((n_resamples, len(rows)))
-    rng = np.random.default_rng(run.config.get("seed", 0))
-    for r in range(n_resamples if scenarios else 0):
-        picks = rng.integers(0, len(scenarios), len(scenarios))
-        weights = np.bincount(picks, minlength=len(scenarios))[sc].astype(float)
-        samples[r] = fit_strengths(w, lo, y, weights, len(rows))
+    seed = run.config.get("seed", 0)
+    samples = bootstrap_strengths(w, lo, y, sc, len(rows), len(scenarios), seed, n_resamples)
     tail = (1 - CONFIDENCE) / 2 * 100
     low, high = np.percentile(samples, [tail, 100 - tail], axis=0)
     order = sorted(range(len(rows)), key=lambda i: -theta[i])

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from prefect import get_client
 from prefect.client.schemas.filters import (
-    FlowRunFilter,
-    FlowRunFilterId,
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
     LogFilter,
     LogFilterFlowRunId,
 )
@@ -261,7 +261,7 @@ def test_a_judge_finishes_a_run_from_the_keyboard_alone(
     # The parent flow run carries the results: leaderboard, links, report.
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
         )
     keys = {artifact.key for artifact in artifacts}
     assert {"leaderboard", "benchmark-links", "html-report"} <= keys
