@@ -11,8 +11,9 @@ K(K−1)/2. Within a pair the sides are shuffled too; nothing shown names a mode
 
 The fit. P(row i beats row j) = σ(θi − θj); a tie counts half a win each way; a weak Gaussian
 prior on θ (precision PRIOR) keeps a row that never lost finite. Strengths are centred (mean 0,
-log-odds units). Intervals: percentile bootstrap resampling scenarios (a scenario's pairs move
-together: one prompt's judgements are not independent), as the rubric leaderboard does.
+log-odds units). Intervals: the standard error from a bootstrap resampling scenarios (a
+scenario's pairs move together: its judgements are not independent) times Student's t with
+scenarios − 1 degrees of freedom (see interval_half_width).
 """
 
 import json
@@ -23,6 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError
+from scipy.stats import t as t_dist
 from sqlmodel import select
 
 from benchlib import judging
@@ -310,6 +312,16 @@ def bootstrap_strengths(
     return samples
 
 
+def interval_half_width(samples: np.ndarray, n_scenarios: int) -> np.ndarray:
+    """Half-width of the interval around each fitted strength: the bootstrap standard error
+    times Student's t with (scenarios − 1) degrees of freedom. Chosen over the percentile
+    interval by measured coverage (benchmarks/pairwise_coverage.py): with few scenarios the
+    percentile interval is too narrow."""
+    if n_scenarios < 2:
+        return np.full(samples.shape[1], np.inf)
+    return t_dist.ppf(1 - (1 - CONFIDENCE) / 2, n_scenarios - 1) * samples.std(axis=0, ddof=1)
+
+
 class PairwiseRow(BaseModel):
     rank: int
     model: str
@@ -318,7 +330,7 @@ class PairwiseRow(BaseModel):
     ci_low: float
     ci_high: float
     tied_with_leader: bool = Field(
-        description="The leader's bootstrap advantage over this row reaches down to zero."
+        description="The interval of the leader's advantage over this row reaches down to zero."
     )
     win_rate: float = Field(description="(wins + ties/2) / comparisons, over every judgement.")
     comparisons: int
@@ -346,7 +358,8 @@ class PairwiseBoard(BaseModel):
 
 METHOD = (
     "Bradley–Terry strengths (log-odds, centred; ties = half a win each way; Gaussian prior "
-    f"precision {PRIOR}), {CONFIDENCE:.0%} percentile bootstrap intervals resampling scenarios"
+    f"precision {PRIOR}), {CONFIDENCE:.0%} intervals: t × bootstrap standard error, scenarios "
+    "resampled"
 )
 
 
@@ -406,23 +419,23 @@ def board(run: Run, n_resamples: int = N_RESAMPLES) -> PairwiseBoard:
     theta = fit_strengths(w, lo, y, np.ones(len(y)), len(rows))
     seed = run.config.get("seed", 0)
     samples = bootstrap_strengths(w, lo, y, sc, len(rows), len(scenarios), seed, n_resamples)
-    tail = (1 - CONFIDENCE) / 2 * 100
-    low, high = np.percentile(samples, [tail, 100 - tail], axis=0)
+    half = interval_half_width(samples, len(scenarios))
     order = sorted(range(len(rows)), key=lambda i: -theta[i])
     leader = order[0] if order else 0
     comparisons = wins + ties + losses
     result = []
     for rank, i in enumerate(order, start=1):
-        advantage = samples[:, leader] - samples[:, i]
+        advantage = theta[leader] - theta[i]
+        advantage_half = interval_half_width(samples[:, [leader]] - samples[:, [i]], len(scenarios))
         result.append(
             PairwiseRow(
                 rank=rank,
                 model=rows[i][0],
                 prompt=rows[i][1],
                 strength=float(theta[i]),
-                ci_low=float(low[i]),
-                ci_high=float(high[i]),
-                tied_with_leader=rank > 1 and bool(np.percentile(advantage, tail) <= 0.0),
+                ci_low=float(theta[i] - half[i]),
+                ci_high=float(theta[i] + half[i]),
+                tied_with_leader=rank > 1 and bool(advantage - advantage_half[0] <= 0.0),
                 win_rate=float((wins[i] + ties[i] / 2) / comparisons[i]) if comparisons[i] else 0.0,
                 comparisons=int(comparisons[i]),
                 wins=int(wins[i]),

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchlib.pairwise import bootstrap_strengths, fit_strengths
+from benchlib.pairwise import bootstrap_strengths, fit_strengths, interval_half_width
 from benchlib.stats import CONFIDENCE
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -49,8 +49,10 @@ def simulate(k: int, scenarios: int, judges: int, sd: float, resamples: int, see
     tail = (1 - CONFIDENCE) / 2 * 100
     low, high = np.percentile(samples, [tail, 100 - tail], axis=0)
     centred = true - true.mean()
+    half = interval_half_width(samples, scenarios)
     return {
         "covered": ((low <= centred) & (centred <= high)).tolist(),
+        "covered_t": ((theta - half <= centred) & (centred <= theta + half)).tolist(),
         "order_right": bool((np.argsort(-theta) == np.arange(k)).all()),
     }
 
@@ -61,6 +63,7 @@ def main() -> None:
     parser.add_argument("--resamples", type=int, default=300)
     args = parser.parse_args()
     settings = [
+        {"k": 3, "scenarios": 6, "judges": 3, "sd": 0.0},
         {"k": 3, "scenarios": 6, "judges": 3, "sd": 0.5},
         {"k": 3, "scenarios": 20, "judges": 1, "sd": 0.5},
         {"k": 5, "scenarios": 8, "judges": 2, "sd": 0.5},
@@ -71,20 +74,25 @@ def main() -> None:
     for setting in settings:
         found = [simulate(**setting, resamples=args.resamples, seed=i) for i in range(args.sims)]
         covered = np.array([f["covered"] for f in found])
+        covered_t = np.array([f["covered_t"] for f in found])
         rows.append(
             setting
             | {
                 "coverage": float(covered.mean()),
                 "coverage_worst_row": float(covered.mean(axis=0).min()),
+                "coverage_t": float(covered_t.mean()),
+                "coverage_t_worst_row": float(covered_t.mean(axis=0).min()),
                 "order_right": float(np.mean([f["order_right"] for f in found])),
             }
         )
     print(f"{args.sims} simulations per setting, {args.resamples} resamples each")
-    print("K  scen judges sd   coverage  worst row  order right")
+    print("K  scen judges sd   percentile (worst row)  t × bootstrap SE (worst row)  order right")
     for r in rows:
         print(
             f"{r['k']:<2} {r['scenarios']:<4} {r['judges']:<6} {r['sd']:<4} "
-            f"{r['coverage']:<9.3f} {r['coverage_worst_row']:<10.3f} {r['order_right']:.3f}"
+            f"{r['coverage']:.3f} ({r['coverage_worst_row']:.3f})          "
+            f"{r['coverage_t']:.3f} ({r['coverage_t_worst_row']:.3f})                "
+            f"{r['order_right']:.3f}"
         )
     RESULTS.mkdir(exist_ok=True)
     payload = {"sims": args.sims, "resamples": args.resamples, "rows": rows}

@@ -259,6 +259,7 @@ def test_a_judge_finishes_a_run_from_the_keyboard_alone(
     assert run.leaderboard["rows"][0]["judge_coverage"] == 0.75
 
     # The parent flow run carries the results: leaderboard, links, report.
+    wait_for(flow_run_id, lambda state: state.is_completed(), timeout_s=120)
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))

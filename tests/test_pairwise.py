@@ -9,18 +9,24 @@ import random
 import sys
 from collections import Counter
 
+import httpx
 import numpy as np
 import pexpect
 import pytest
 
 from benchlib import pairwise, runs
+from benchlib.api.app import create_app
+from benchlib.api.settings import ApiSettings
 from benchlib.config import build_config
 from benchlib.errors import BenchlibError
 from flows.benchmark import benchmark
 from tests.conftest import ROOT
+from tests.support.browser import launch, needs_chromium
 from tests.support.cli import benchlib
+from tests.support.servers import serve_app
 
 PROMPTS = ["v1", "v2-mentor", "v3-few-shot"]
+TOKEN = "pairs-test-token"
 # The synthetic judges' truth: log-odds strengths per prompt version (one model).
 TRUE = {"v3-few-shot": 1.5, "v1": 0.0, "v2-mentor": -1.5}
 
@@ -165,3 +171,63 @@ def test_the_fit_recovers_known_strengths_from_simulated_choices() -> None:
     ).all()
     tied = pairwise.fit_strengths(np.zeros(5, int), np.ones(5, int), np.full(5, 0.5), np.ones(5), 2)
     assert np.abs(tied).max() < 1e-6
+
+
+@needs_chromium
+def test_pairs_on_the_judge_page_and_over_the_api(paired_run: str) -> None:
+    """The judge page in pairwise mode, from the keyboard: A, then a tie with a comment, then
+    back to change the first; the API serves the queue, records, and the board."""
+    from playwright.sync_api import sync_playwright
+
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with serve_app(create_app(ApiSettings(token=TOKEN)), "/api/health") as api:
+        with sync_playwright() as p:
+            browser = launch(p)
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(f"{api}/login?next=/runs/{paired_run}/judge")
+            page.keyboard.type(TOKEN)
+            page.keyboard.press("Enter")
+            page.wait_for_url(f"{api}/runs/{paired_run}/judge")
+            page.keyboard.type("pia")
+            page.keyboard.press("Enter")
+            page.get_by_text("0 of 18 judged by pia").wait_for()
+            assert "Models and prompts are hidden" in page.locator("#instructions").inner_text()
+            first = page.locator("#item-id").inner_text()
+            page.keyboard.press("1")
+            page.keyboard.press("Enter")
+            page.get_by_text("1 of 18 judged by pia").wait_for()
+            second = page.locator("#item-id").inner_text()
+            page.keyboard.press("0")
+            page.keyboard.press("c")
+            page.keyboard.type("both vague")
+            page.keyboard.press("Enter")  # saves from the comment box
+            page.get_by_text("2 of 18 judged by pia").wait_for()
+            page.keyboard.press("b")
+            page.keyboard.press("b")
+            assert page.locator("#item-id").inner_text() == first
+            page.keyboard.press("2")
+            page.keyboard.press("Enter")
+            page.get_by_text("2 of 18 judged by pia").wait_for()
+            page.wait_for_function(
+                "document.getElementById('item-id').textContent !== arguments[0]", arg=first
+            )
+            browser.close()
+        mine = {j.pair_id: j for j in pairwise.pair_judgements_of(paired_run) if j.judge == "pia"}
+        assert {k: (j.choice, j.comment) for k, j in mine.items()} == {
+            first: ("b", ""),
+            second: ("tie", "both vague"),
+        }
+        queue = httpx.get(
+            f"{api}/api/runs/{paired_run}/pairs", params={"judge": "pia"}, headers=auth
+        )
+        assert queue.status_code == 200 and queue.json()["pending"] == 16
+        assert [item["pair_id"] for item in queue.json()["yours"]] == [first, second]
+        bad = httpx.post(
+            f"{api}/api/runs/{paired_run}/pair-judgements",
+            json={"judge": "pia", "items": [{"pair_id": first, "choice": "left"}]},
+            headers=auth,
+        )
+        assert bad.status_code == 422 and "choice" in bad.json()["detail"]
+        board = httpx.get(f"{api}/api/runs/{paired_run}/pairwise", headers=auth).json()
+        assert board["rows"][0]["prompt"] == "v3-few-shot"
+        assert board["method"].startswith("Bradley–Terry")
