@@ -365,7 +365,7 @@ def test_an_unknown_run_is_a_page_and_the_login_box_is_labelled(api: str) -> Non
     for path in ("/runs/nope/judge", "/runs/nope/leaderboard"):
         reply = httpx.get(f"{api}{path}", headers=RIGHT)
         assert reply.status_code == 404 and reply.headers["content-type"].startswith("text/html")
-        assert "no run 'nope'" in reply.text and '<a href="/">All runs</a>' in reply.text
+        assert "no run &#39;nope&#39;" in reply.text and '<a href="/">All runs</a>' in reply.text
     login = httpx.get(f"{api}/login").text
     assert '<label for="token">' in login and 'id="token"' in login
 

@@ -209,7 +209,7 @@ def test_pairs_on_the_judge_page_and_over_the_api(paired_run: str) -> None:
             page.keyboard.press("Enter")
             page.get_by_text("2 of 18 judged by pia").wait_for()
             page.wait_for_function(
-                "document.getElementById('item-id').textContent !== arguments[0]", arg=first
+                "(first) => document.getElementById('item-id').textContent !== first", arg=first
             )
             browser.close()
         mine = {j.pair_id: j for j in pairwise.pair_judgements_of(paired_run) if j.judge == "pia"}

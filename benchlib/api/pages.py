@@ -108,6 +108,7 @@ def runs_page(
         "runs.html.j2",
         rows=rows,
         filters=filters,
+        filtered=any(v.strip() for v in (experiment, status, model, prompt)),
         statuses=sorted(known),
         refresh_s=REFRESH_S,
     )
