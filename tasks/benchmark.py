@@ -116,7 +116,7 @@ def announce_judging(run_id: str, round_: int) -> None:
     )
 
 
-@task(cache_policy=NO_CACHE, task_run_name="unload {model}")
+@task(cache_policy=NO_CACHE, task_run_name="unload the model")
 def release_model(context: RunContext, model: str) -> None:
     """Free a model once its block of cells is done: Ollama gets keep_alive=0, the local
     llama.cpp server stops. Reached through the `providers` module: a worker pickles this
