@@ -232,7 +232,9 @@ def test_a_judge_finishes_a_run_from_the_keyboard_alone(
         for key in "111":
             page.keyboard.press(key)
         page.keyboard.press("Enter")
-        page.get_by_text("3 of 4 judged by kim").wait_for()
+        page.wait_for_function(
+            "(edited) => document.getElementById('item-id').textContent !== edited", arg=ids[0]
+        )
         assert page.locator("#item-id").inner_text() not in ids  # back at the one left
         # Approve with one item unjudged.
         page.keyboard.press("a")
