@@ -33,6 +33,7 @@ from benchlib import (
     integrity,
     judging,
     leaderboard,
+    pairwise,
     reports,
     runs,
     scoring,
@@ -41,7 +42,7 @@ from benchlib import (
 )
 from benchlib.config import BenchmarkConfig, load_config
 from benchlib.errors import BenchlibError
-from benchlib.judge_session import judge_in_terminal
+from benchlib.judge_session import judge_in_terminal, judge_pairs_in_terminal
 from benchlib.pool import GPU_POOL, default_worker_name, worker_command, worker_env
 from benchlib.records import RunStatus
 from benchlib.settings import configure_prefect_servers, tracking_source, tracking_uri
@@ -267,17 +268,18 @@ def _quiet_console() -> None:
 def _offer_judging(run: Any) -> None:
     """No deployment to suspend here: judge inline when a person is at the terminal, else say
     how to add judgements later."""
-    pending = judging.pending_items(run)
+    pending = pairwise.unjudged(run)
     if not pending:
         return
+    unit = "pairs" if pairwise.is_pairwise(run) else "outputs"
     if sys.stdin.isatty() and sys.stdout.isatty():
-        if Confirm.ask(f"{len(pending)} outputs await human judgement. Judge them now?"):
+        if Confirm.ask(f"{pending} {unit} await human judgement. Judge them now?"):
             judge = Prompt.ask("Your name or id")
-            judge_in_terminal(run, judge, console)
+            _judge_in_terminal(run, judge)
             refresh(run.id)
         return
     console.print(
-        f"{len(pending)} outputs await human judgement (the leaderboard shows objective scores "
+        f"{pending} {unit} await human judgement (the leaderboard shows objective scores "
         f"until then): `benchlib judge {run.id}` or `benchlib judge export {run.id} --out "
         "judge.json` + `benchlib judge apply judge.json`; the leaderboard then refreshes."
     )
@@ -469,6 +471,7 @@ def show_leaderboard(
     scoring.score_run(run.id)
     board = reports.publish_leaderboard(run.id)
     print_leaderboard(run.id, board, wide)
+    _print_pairwise(run)
     _push_to_mlflow(run.id)
     if json_file:
         files.write_atomic(json_file, board.model_dump_json(indent=2))
@@ -638,6 +641,7 @@ def refresh(run_id: str) -> None:
     run = runs.get_run(run_id)
     if board is not None:
         print_leaderboard(run.id, board)
+        _print_pairwise(run)
         _push_to_mlflow(run.id)
     elif run.status == RunStatus.awaiting_judge:
         console.print(f"the flow is waiting for judges: `benchlib judge resume {run.id}`")
@@ -650,8 +654,40 @@ def judge_session(
 ) -> None:
     """Judge in the terminal, one blind item at a time (resumable)."""
     run = runs.get_run(run_id)
-    judge_in_terminal(run, judge, console)
+    _judge_in_terminal(run, judge)
     refresh(run.id)
+
+
+def _judge_in_terminal(run: Any, judge: str) -> None:
+    if pairwise.is_pairwise(run):
+        judge_pairs_in_terminal(run, judge, console)
+    else:
+        judge_in_terminal(run, judge, console)
+
+
+def _print_pairwise(run: Any) -> None:
+    """A pairwise run's Bradley–Terry table, after the rubric leaderboard."""
+    if not pairwise.is_pairwise(run):
+        return
+    found = pairwise.board(run)
+    thin = " · THIN: fewer than 5 judged scenarios" if found.thin else ""
+    table = Table(
+        title=f"Pairwise · {found.judgements} judgements over {found.scenarios} scenarios{thin}",
+        caption=found.method,
+        title_justify="left",
+    )
+    header, body = pairwise.table_cells(found)
+    for title in header:
+        table.add_column(title, justify="left" if title in ("model", "prompt") else "right")
+    for row in body:
+        table.add_row(*row)
+    console.print(table)
+    agreement = found.agreement
+    if agreement.pairs_judged_twice:
+        console.print(
+            f"judges agree on {agreement.percent:.0%} of repeated pairs "
+            f"({agreement.pairs_judged_twice} pairs; alpha {_num(agreement.alpha)})"
+        )
 
 
 @judge_app.command("export")
@@ -665,19 +701,22 @@ def judge_export(
         None, "--sample", help="Spot check: a stratified sample of N items or a fraction (0.2)."
     ),
 ) -> None:
-    """Write the rubric and the blind items to a file a person (or a judge session) fills in."""
+    """Write the rubric and the blind items (or pairs) to a file a person fills in."""
     run = runs.get_run(run_id)
-    items = None
-    if sample is not None:
-        items = autojudge.stratified_sample(
-            run, judging.judge_items(run), autojudge.parse_sample(sample)
-        )
-        if judge:
-            items = judging.pending_items(run, judge, items)
-    judge_file = judging.export_file(run, judge, items)
+    if pairwise.is_pairwise(run):
+        judge_file = pairwise.export_file(run, judge)
+    else:
+        items = None
+        if sample is not None:
+            items = autojudge.stratified_sample(
+                run, judging.judge_items(run), autojudge.parse_sample(sample)
+            )
+            if judge:
+                items = judging.pending_items(run, judge, items)
+        judge_file = judging.export_file(run, judge, items)
     files.write_atomic(out, judge_file.model_dump_json(indent=2))
     console.print(f"{len(judge_file.items)} item(s) to judge: {out}")
-    console.print(f"fill in `judge` and the scores, then: benchlib judge apply {out}")
+    console.print(f"fill in `judge` and the choices, then: benchlib judge apply {out}")
 
 
 @judge_app.command("apply")
@@ -686,7 +725,7 @@ def judge_apply(
     resume: bool = typer.Option(False, help="Then continue the suspended flow run (approve)."),
 ) -> None:
     """Validate the whole file, then record its judgements in one transaction (idempotent)."""
-    run_id, counts = judging.apply_file(files.read_text(file, "judge file"), str(file))
+    run_id, counts = pairwise.apply_any_file(files.read_text(file, "judge file"), str(file))
     console.print(
         f"run {run_id}: {counts['added']} added, {counts['updated']} updated, "
         f"{counts['unchanged']} unchanged"
@@ -707,7 +746,7 @@ def judge_resume(
 
     run = runs.get_run(run_id)
     flow_run_id = resume_run(run, approve)
-    pending = len(judging.pending_items(run))
+    pending = pairwise.unjudged(run)
     console.print(f"resumed flow run {flow_run_id} ({pending} item(s) left unjudged)")
 
 

@@ -181,6 +181,11 @@ class BenchmarkConfig(BaseModel):
         description="human: wait for judgements (a deployment suspends; the CLI offers terminal "
         "judging); skip: objective scores only.",
     )
+    judge_mode: Literal["rubric", "pairwise"] = Field(
+        "rubric",
+        description="rubric: judges score each output on the rubric's criteria; pairwise: they "
+        "pick the better of two blind outputs for the same scenario (Bradley-Terry strengths).",
+    )
     judge_timeout_s: int = Field(
         7 * 24 * 3600,
         gt=0,

@@ -7,11 +7,12 @@ session for the same judge starts at the first item that judge has not judged.
 from collections.abc import Callable
 
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.prompt import Prompt
 from rich.table import Table
 
-from benchlib import judging
+from benchlib import judging, pairwise
 from benchlib.records import Run
 
 Ask = Callable[..., str]
@@ -60,4 +61,46 @@ def judge_in_terminal(run: Run, judge: str, console: Console, ask: Ask = Prompt.
             judged.add(item.candidate_id)
         position = max(0, position + move)
     console.print(f"Done: {len(judged)}/{len(items)} judged by {judge}.")
+    return len(judged)
+
+
+def judge_pairs_in_terminal(run: Run, judge: str, console: Console, ask: Ask = Prompt.ask) -> int:
+    """Pairwise runs: two blind outputs side by side, a / b / t(ie), then an optional comment.
+    Returns how many pairs this judge has judged when the session ends."""
+    pairs = pairwise.pairs_of(run)
+    judged = {j.pair_id for j in pairwise.pair_judgements_of(run.id) if j.judge == judge}
+    position = next((i for i, p in enumerate(pairs) if p.pair_id not in judged), len(pairs))
+    console.print(
+        f"Judging run {run.id} in pairs as [bold]{judge}[/]: {len(judged)}/{len(pairs)} done. "
+        "Which output is better for this scenario? a, b, t (tie), s skip, k back, q quit."
+    )
+    while position < len(pairs):
+        pair = pairs[position]
+        console.rule(
+            f"pair {position + 1}/{len(pairs)} · {len(judged)} judged by you · {pair.pair_id}"
+        )
+        context = Table(show_header=False, box=None)
+        for key, value in pair.context.items():
+            context.add_row(f"[bold]{key}[/]", escape(str(value)))
+        console.print(context)
+        sides = Table.grid(expand=True, padding=(0, 1))
+        sides.add_row(
+            Panel(escape(pair.a.output or "(empty output)"), title="A", title_align="left"),
+            Panel(escape(pair.b.output or "(empty output)"), title="B", title_align="left"),
+        )
+        console.print(sides)
+        answer = ask("better", choices=["a", "b", "t", "s", "k", "q"], show_choices=True)
+        if answer == "q":
+            console.print(f"Stopped; {len(judged)}/{len(pairs)} judged. Run again to resume.")
+            return len(judged)
+        if answer in ("s", "k"):
+            position = max(0, position + (1 if answer == "s" else -1))
+            continue
+        comment = ask("comment (Enter for none)", default="", show_default=False)
+        choice = "tie" if answer == "t" else answer
+        chosen = pairwise.Chosen(pair_id=pair.pair_id, choice=choice, comment=comment)
+        pairwise.apply_choices(run.id, judge, [chosen], source="terminal")
+        judged.add(pair.pair_id)
+        position += 1
+    console.print(f"Done: {len(judged)}/{len(pairs)} pairs judged by {judge}.")
     return len(judged)

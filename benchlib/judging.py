@@ -104,6 +104,49 @@ def judgements_of(run_id: str) -> list[Judgement]:
         return list(s.exec(select(Judgement).where(Judgement.run_id == run_id)))
 
 
+class Coverage(BaseModel):
+    """How far judging has come across judges."""
+
+    items: int = Field(description="Outputs to judge in the run.")
+    judges: dict[str, int] = Field(description="Judge -> outputs they judged.")
+    by_judges: dict[int, int] = Field(
+        description="Number of judges -> outputs judged by that many (0 = nobody yet)."
+    )
+
+
+def coverage(items: list[Any], votes: list[tuple[Any, str]]) -> Coverage:
+    """Of `items` (ids), given `votes` as (item id, judge): outputs here, pairs when pairwise."""
+    per_item: dict[Any, set[str]] = defaultdict(set)
+    judges: dict[str, int] = defaultdict(int)
+    for item, judge in votes:
+        per_item[item].add(judge)
+        judges[judge] += 1
+    counts = [len(per_item.get(item, ())) for item in items]
+    return Coverage(
+        items=len(items),
+        judges=dict(sorted(judges.items())),
+        by_judges={n: counts.count(n) for n in sorted(set(counts) | {0})},
+    )
+
+
+def judged_by(items: list[Item], judgements: list[Judgement], judge: str) -> list[JudgeItem]:
+    """The items `judge` has judged, with their scores and comment, in the order judged: the
+    judge page goes back through them to change one."""
+    mine = sorted((j for j in judgements if j.judge == judge), key=lambda j: (j.created_at, j.id))
+    by_candidate = {item.candidate_id: item for item in items}
+    return [
+        JudgeItem(
+            item_id=item.item_id,
+            context=item.context,
+            output=item.output,
+            scores=dict(j.scores),
+            comment=j.comment,
+        )
+        for j in mine
+        if (item := by_candidate.get(j.candidate_id)) is not None
+    ]
+
+
 def pending_items(
     run: Run, judge: str | None = None, items: list[Item] | None = None
 ) -> list[Item]:
@@ -295,34 +338,3 @@ def apply_file(text: str, source: str) -> tuple[str, dict[str, int]]:
         if any(v is not None for v in item.scores.values())
     ]
     return run.id, apply_judgements(run.id, judge_file.judge, scored, source)
-
-
-def form_description(run: Run, pending: list[Item], problem: str = "") -> str:
-    """What the Prefect UI's resume form shows: what is pending, the rubric, how to judge."""
-    rubric = rubric_of(run)
-    total = len(judge_items(run))
-    lines = []
-    if problem:
-        lines += [f"**The last input was not applied:** {problem}", ""]
-    lines += [
-        f"## Judging run `{run.id}`: {len(pending)} of {total} outputs still unjudged",
-        "",
-        "Judge in any of these ways (all record the same blind judgements):",
-        f"- in a terminal: `benchlib judge {run.id} --judge YOUR_NAME`",
-        f"- with a file: `benchlib judge export {run.id} --out judge.json`, fill it, then "
-        "`benchlib judge apply judge.json`",
-        "- here, for a few items: your name in **judge**, then **scores** as "
-        '`{"ITEM_ID": {"CRITERION": LEVEL}}` and submit.',
-        "",
-        "Tick **approve** when judging is done (the run continues with what is recorded); "
-        "submit without it to record scores and wait for more.",
-        "",
-        f"### Rubric {rubric.version}",
-    ]
-    for criterion in rubric.criteria:
-        lines.append(f"- **{criterion.name}**: {criterion.question}")
-        lines += [f"  - {lvl.score}: {lvl.description}" for lvl in criterion.levels]
-    lines += ["", "### Unjudged items" + (" (first 10)" if len(pending) > 10 else "")]
-    for item in pending[:10]:
-        lines += ["", f"**`{item.item_id}`** {json.dumps(item.context)}", "", f"> {item.output}"]
-    return "\n".join(lines)

@@ -168,6 +168,24 @@ class Judgement(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class PairJudgement(SQLModel, table=True):
+    """One judge's choice between two blind outputs for one scenario (`judge_mode: pairwise`):
+    `candidate_a` was shown as A, `candidate_b` as B."""
+
+    __tablename__ = "pairjudgement"
+    __table_args__ = (UniqueConstraint("run_id", "pair_id", "judge"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(foreign_key="run.id", index=True)
+    pair_id: str
+    candidate_a: int = Field(foreign_key="candidate.id")
+    candidate_b: int = Field(foreign_key="candidate.id")
+    judge: str
+    choice: str = Field(description="a, b or tie.")
+    comment: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
+
+
 class CachedResponse(SQLModel, table=True):
     """A provider's complete answer under its content-addressed key (see benchlib.cache)."""
 

@@ -15,6 +15,7 @@ HOME_ENV = "BENCHLIB_HOME"
 DATABASE_URL_ENV = "BENCHLIB_DATABASE_URL"
 WORKER_NAME_ENV = "BENCHLIB_WORKER_NAME"
 GPU_SLOTS_ENV = "BENCHLIB_GPU_SLOTS"
+API_URL_ENV = "BENCHLIB_API_URL"
 # Prefect's task run recorder writes each task event in a transaction of its own; a block of
 # cells makes dozens a second, and an API write that meets one on the server's SQLite fails
 # ("database is locked", HTTP 503) and is retried by the client 2 s later. Measured on 8 runs
@@ -93,6 +94,18 @@ def database_file() -> Path | None:
         return folder / "benchlib.db"
     path = url.partition("///")[2] if url.startswith("sqlite") else ""
     return Path(path) if path and path != ":memory:" else None
+
+
+def api_url() -> str:
+    """Where people reach the admin API and its pages, for the links a flow run shows (the
+    Prefect form, its log and artifacts); default: the port `benchlib stack up` serves on."""
+    port = os.environ.get("BENCHLIB_API_PORT", "8765")
+    return (os.environ.get(API_URL_ENV) or f"http://127.0.0.1:{port}").rstrip("/")
+
+
+def mlflow_ui_url() -> str:
+    """The MLflow UI over the local store, when someone serves one (links to local runs)."""
+    return os.environ.get("BENCHLIB_MLFLOW_UI_URL", "")
 
 
 def default_mlflow_uri() -> str:

@@ -6,10 +6,10 @@ The parameters are BenchmarkConfig's keys with its defaults (written out so Pref
 
 from typing import Literal
 
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.runtime import deployment, flow_run
 
-from benchlib import runs
+from benchlib import prefect_views, runs
 from benchlib.config import build_config
 from benchlib.grid import model_blocks
 from benchlib.records import CellStatus, RunStatus
@@ -18,7 +18,14 @@ from flows.compare import compare
 from flows.judge import await_judgements
 from flows.model_block import generate_block
 from flows.scoring import scoring
-from tasks.benchmark import fan_out, mark_run, plan, push_to_mlflow
+from tasks.benchmark import (
+    fan_out,
+    label_flow_run,
+    mark_run,
+    plan,
+    publish_run_summary,
+    push_to_mlflow,
+)
 
 
 @flow(
@@ -54,6 +61,7 @@ def benchmark(
     execution: Literal["local", "pool"] = "local",
     max_inflight: int = 1,
     judge: Literal["human", "skip"] = "human",
+    judge_mode: Literal["rubric", "pairwise"] = "rubric",
     judge_timeout_s: int = 604800,
     baseline: str = "",
     tolerance: float = 0.0,
@@ -102,6 +110,8 @@ def benchmark(
             for servers that batch them (vLLM, llama.cpp; the local server gets this many slots).
         judge: human: wait for judgements (a deployment suspends; the CLI offers terminal
             judging); skip: objective scores only.
+        judge_mode: rubric: judges score each output on the rubric's criteria; pairwise: they
+            pick the better of two blind outputs for the same scenario (Bradley-Terry strengths).
         judge_timeout_s: How long a deployment run waits for judges.
         baseline: Compare with this run id or `latest` (previous completed run); empty = no.
         tolerance: Accept a mean quality drop down to this (eval report).
@@ -119,13 +129,26 @@ def benchmark(
     record_process(flow_run.get_id())  # `benchlib resume` checks this process is gone
     run = plan(config)
     run_id = run.context.run_id
+    label_flow_run(run_id)
+    logger = get_run_logger()
+    blocks = model_blocks(run.cells)
+    logger.info(
+        f"benchmark run {run_id}: {len(run.cells)} cells in {len(blocks)} model block(s); "
+        f"judge page {prefect_views.judge_page_url(run_id)}"
+    )
     mark_run(run_id, RunStatus.running)
     try:
         if config.execution == "pool":
             fan_out(run.context, run.cells)
         else:
-            for block in model_blocks(run.cells):
+            for number, block in enumerate(blocks, start=1):
+                model = block[0].model
+                logger.info(f"model block {number}/{len(blocks)}: {model}, {len(block)} cells")
                 generate_block(run.context, block)
+                done = runs.cells_done(run_id)
+                logger.info(
+                    f"model block {number}/{len(blocks)} done: {done}/{len(run.cells)} cells"
+                )
         if config.judge == "human" and deployment.get_id():
             push_to_mlflow(run_id, config.mlflow_flush_s)
             await_judgements(run_id, config.judge_timeout_s)
@@ -152,6 +175,7 @@ def benchmark(
     else:
         mark_run(run_id, RunStatus.completed)
     push_to_mlflow(run_id, config.mlflow_flush_s)
+    publish_run_summary(run_id, board)
     loads, load_s = runs.model_loads(run_id)
     print(
         f"benchmark run {run_id}: {len(run.cells)} cells ({failed} failed), "

@@ -4,7 +4,7 @@ from benchlib.leaderboard import Leaderboard
 from tasks.benchmark import evaluate_against_baseline, publish_leaderboard
 
 
-@flow(name="compare", persist_result=True)
+@flow(name="compare", persist_result=True, flow_run_name="compare {run_id}")
 def compare(
     run_id: str,
     baseline: str = "",

@@ -5,16 +5,18 @@ rounds return their recorded input instead of suspending again.
 """
 
 import itertools
+from datetime import UTC, datetime
+from typing import Literal
 
 from prefect import get_run_logger
 from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
 from pydantic import Field
 
-from benchlib import judging
+from benchlib import judging, pairwise, prefect_views
 from benchlib.records import RunStatus
 from benchlib.runs import get_run
-from tasks.benchmark import apply_inline_scores, mark_run
+from tasks.benchmark import announce_judging, apply_inline_scores, mark_run
 
 
 class JudgeDecision(RunInput):
@@ -26,6 +28,10 @@ class JudgeDecision(RunInput):
         default_factory=dict,
         description='Inline scores for small runs: {"ITEM_ID": {"CRITERION": LEVEL}}.',
     )
+    choices: dict[str, Literal["a", "b", "tie"]] = Field(
+        default_factory=dict,
+        description='Pairwise runs: {"PAIR_ID": "a"} (a, b or tie) for small runs.',
+    )
 
 
 def await_judgements(run_id: str, timeout_s: int) -> None:
@@ -33,22 +39,26 @@ def await_judgements(run_id: str, timeout_s: int) -> None:
     last_problem = ""
     for round_ in itertools.count():
         run = get_run(run_id)
-        pending = judging.pending_items(run)
-        if not pending:
+        left = pairwise.unjudged(run)
+        if not left:
             logger.info("every item is judged")
             return
         mark_run(run_id, RunStatus.awaiting_judge)
-        description = judging.form_description(run, pending, last_problem)
+        announce_judging(run_id, round_)
+        description = prefect_views.form_description(run, datetime.now(UTC), last_problem)
         decision = suspend_flow_run(
             wait_for_input=JudgeDecision.with_initial_data(description=description),
             key=f"judge-{round_}",
             timeout=timeout_s,
         )
         last_problem = ""
-        if decision.scores:
-            last_problem = apply_inline_scores(run_id, decision.judge, decision.scores) or ""
-            if last_problem:
-                logger.warning(f"inline scores rejected: {last_problem}")
+        if decision.scores or decision.choices:
+            last_problem = (
+                apply_inline_scores(
+                    run_id, round_, decision.judge, decision.scores, decision.choices
+                )
+                or ""
+            )
         if decision.approve and not last_problem:
-            logger.info(f"judging approved with {len(pending)} item(s) unjudged")
+            logger.info(f"judging approved with {left} unjudged")
             return

@@ -1,7 +1,7 @@
 """The benchmark's tasks. Results are persisted so a resumed flow run does not redo them."""
 
-from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect import get_client, get_run_logger, task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
@@ -10,6 +10,9 @@ from benchlib import (
     fanout,
     judging,
     leaderboard,
+    orchestration,
+    pairwise,
+    prefect_views,
     providers,
     reports,
     runs,
@@ -23,14 +26,28 @@ from benchlib.grid import CellPlan, model_blocks
 from benchlib.modelspec import ModelSpec
 from benchlib.records import RunStatus
 from benchlib.runs import RunContext, RunPlan
+from benchlib.settings import mlflow_ui_url
 
 
-@task(persist_result=True)
+@task(persist_result=True, task_run_name="plan the run")
 def plan(config: BenchmarkConfig) -> RunPlan:
     return runs.plan_run(config, flow_run_id=flow_run.get_id())
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, task_run_name="name the flow run {run_id}")
+def label_flow_run(run_id: str) -> None:
+    """Name the flow run after the benchmark run and tag it, so a search in the Prefect UI for a
+    run id, a suite, an experiment or a model finds it (the id is known only once planned)."""
+    run = runs.get_run(run_id)
+    models = run.config.get("models", [])
+    wanted = [f"suite:{run.suite}", f"experiment:{run.experiment}", *(f"model:{m}" for m in models)]
+    with get_client(sync_client=True) as client:
+        found = client.read_flow_run(flow_run.get_id())
+        tags = list(dict.fromkeys([*found.tags, orchestration.run_tag(run_id), *wanted]))
+        client.update_flow_run(found.id, name=run_id, tags=tags)
+
+
+@task(cache_policy=NO_CACHE, task_run_name="mark the run {status}")
 def mark_run(run_id: str, status: RunStatus, error: str | None = None) -> None:
     """Not cached: a resumed flow run must show `running` again, not a stale `failed`."""
     runs.set_status(run_id, status, error)
@@ -60,24 +77,46 @@ def record_cached(context: RunContext, cells: list[CellPlan]) -> list[CellPlan]:
     return collect.record_cached(context, cells)
 
 
-@task(persist_result=True)
+@task(persist_result=True, task_run_name="hand the model blocks to the pool")
 def fan_out(context: RunContext, cells: list[CellPlan]) -> dict[str, list[str]]:
     """Persisted: a parent resumed after judging finds the pool's work done, not redone."""
     return fanout.run_blocks(context, model_blocks(cells))
 
 
-@task(persist_result=True)
-def apply_inline_scores(run_id: str, judge: str, scores: dict[str, dict[str, int]]) -> str | None:
-    """Scores typed into the Prefect form; returns the problem instead of failing the run."""
-    scored = [judging.Scored(item_id=item, scores=values) for item, values in scores.items()]
+@task(persist_result=True, task_run_name="record the form's judgements (round {round_})")
+def apply_inline_scores(
+    run_id: str,
+    round_: int,
+    judge: str,
+    scores: dict[str, dict[str, float]],
+    choices: dict[str, str],
+) -> str | None:
+    """Scores (or pairwise choices) typed into the Prefect form; returns the problem instead of
+    failing the run. Persisted: a replay after a later resume neither applies nor reports them
+    again."""
     try:
-        judging.apply_judgements(run_id, judge, scored, source="Prefect form")
+        if choices:
+            chosen = [pairwise.Chosen(pair_id=p, choice=c) for p, c in choices.items()]
+            pairwise.apply_choices(run_id, judge, chosen, source="Prefect form")
+        if scores:
+            scored = [judging.Scored(item_id=i, scores=v) for i, v in scores.items()]
+            judging.apply_judgements(run_id, judge, scored, source="Prefect form")
     except BenchlibError as exc:
+        get_run_logger().warning(f"inline judgements rejected: {exc}")
         return str(exc)
     return None
 
 
-@task(cache_policy=NO_CACHE)
+@task(persist_result=True, task_run_name="wait for judges (round {round_})")
+def announce_judging(run_id: str, round_: int) -> None:
+    """Says where to judge. Persisted: a replay after resume does not log earlier rounds again."""
+    left = pairwise.unjudged(runs.get_run(run_id))
+    get_run_logger().info(
+        f"waiting for judges: {prefect_views.judge_page_url(run_id)} ({left} unjudged)"
+    )
+
+
+@task(cache_policy=NO_CACHE, task_run_name="unload the model")
 def release_model(context: RunContext, model: str) -> None:
     """Free a model once its block of cells is done: Ollama gets keep_alive=0, the local
     llama.cpp server stops. Reached through the `providers` module: a worker pickles this
@@ -86,7 +125,7 @@ def release_model(context: RunContext, model: str) -> None:
     providers.provider_for(ModelSpec.parse(model), context.config).unload()
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, task_run_name="push to MLflow")
 def push_to_mlflow(run_id: str, timeout_s: float) -> int:
     """Wait up to `timeout_s` for MLflow to take the run's backlog; returns what is left (the
     run does not fail for it: `benchlib sync` pushes the rest). Not cached: a resumed flow run
@@ -99,12 +138,12 @@ def push_to_mlflow(run_id: str, timeout_s: float) -> int:
     return behind
 
 
-@task(persist_result=True)
+@task(persist_result=True, task_run_name="score the outputs")
 def score(run_id: str) -> int:
     return scoring.score_run(run_id)
 
 
-@task(persist_result=True)
+@task(persist_result=True, task_run_name="compare with baseline {baseline}")
 def evaluate_against_baseline(
     run_id: str,
     baseline: str,
@@ -130,12 +169,18 @@ def evaluate_against_baseline(
     return report.model_dump(mode="json")
 
 
-@task(persist_result=True)
+@task(persist_result=True, task_run_name="publish the leaderboard")
 def publish_leaderboard(run_id: str) -> leaderboard.Leaderboard:
     board = reports.publish_leaderboard(run_id)
+    _leaderboard_artifacts(run_id, board)
+    return board
+
+
+def _leaderboard_artifacts(run_id: str, board: dict) -> None:
+    n_candidates = runs.get_run(run_id).config.get("n_candidates", 0)
     create_table_artifact(
         key="leaderboard",
-        table=[leaderboard.flat_row(row) for row in board.rows],
+        table=prefect_views.artifact_rows(board, n_candidates),
         description=f"Leaderboard of benchmark run {run_id}",
     )
     create_markdown_artifact(
@@ -143,4 +188,24 @@ def publish_leaderboard(run_id: str) -> leaderboard.Leaderboard:
         markdown=leaderboard.markdown(run_id, board),
         description=f"Benchmark run {run_id}",
     )
-    return board
+
+
+@task(cache_policy=NO_CACHE, task_run_name="link the results")
+def publish_run_summary(run_id: str, board: dict) -> None:
+    """The parent flow run's artifacts: the leaderboard again (the compare subflow has its
+    own), the run's links, and link artifacts to the HTML report and the MLflow run."""
+    run = runs.get_run(run_id)
+    _leaderboard_artifacts(run_id, board)
+    create_markdown_artifact(
+        key="benchmark-links",
+        markdown=prefect_views.links_markdown(run, mlflow_ui_url()),
+        description=f"Where benchmark run {run_id}'s results are",
+    )
+    create_link_artifact(
+        key="html-report",
+        link=prefect_views.report_url(run_id),
+        link_text=f"HTML report of {run_id}",
+    )
+    mlflow = prefect_views.mlflow_run_url(run, mlflow_ui_url())
+    if mlflow:
+        create_link_artifact(key="mlflow-run", link=mlflow, link_text=f"MLflow run of {run_id}")

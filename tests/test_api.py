@@ -22,6 +22,7 @@ from benchlib.db import session
 from benchlib.hashing import scenario_hash
 from benchlib.records import Fixture, Judgement, Run
 from tests.conftest import TIPS
+from tests.support.browser import launch, needs_chromium
 from tests.support.cli import benchlib
 from tests.support.crafted import make_run
 from tests.support.servers import serve_app
@@ -380,3 +381,63 @@ def test_a_comma_separated_models_string_is_a_list(api: str) -> None:
         f"{api}/api/runs", json={"models": "openai:m,bogus:x"}, headers=RIGHT, timeout=60
     )
     assert reply.status_code == 422 and "unknown provider 'bogus'" in reply.json()["detail"]
+
+
+def test_the_runs_page_filters_shows_progress_and_links(
+    api: str, judged_run: str, prefect_api: str
+) -> None:
+    with session() as s:
+        run = s.get(Run, judged_run)
+        run.flow_run_id = "0b7c1a1e-0000-4000-8000-000000000001"
+        run.mlflow_run_id = "4f0c9e"
+        run.config = run.config | {"mlflow_url": "http://mlflow.test:5000"}
+        s.add(run)
+    page = httpx.get(f"{api}/", params={"experiment": "crafted-api"}, headers=RIGHT).text
+    assert judged_run in page and "2/2 cells" in page
+    ui = prefect_api.removesuffix("/api")
+    assert f"{ui}/runs/flow-run/0b7c1a1e-0000-4000-8000-000000000001" in page
+    assert 'href="http://mlflow.test:5000/#/runs/4f0c9e">MLflow</a>' in page
+    assert "location.reload()" in page  # auto-refresh
+    elsewhere = httpx.get(f"{api}/", params={"experiment": "crafted-api", "status": "failed"})
+    assert elsewhere.status_code == 303  # a page: no token, the login form
+    filtered = httpx.get(f"{api}/", params={"status": "failed"}, headers=RIGHT).text
+    assert judged_run not in filtered
+    unknown = httpx.get(f"{api}/", params={"status": "nonsense"}, headers=RIGHT)
+    assert unknown.status_code == 200 and "no runs match these filters" in unknown.text
+
+
+def test_an_unknown_run_is_a_page_and_the_login_box_is_labelled(api: str) -> None:
+    for path in ("/runs/nope/judge", "/runs/nope/leaderboard"):
+        reply = httpx.get(f"{api}{path}", headers=RIGHT)
+        assert reply.status_code == 404 and reply.headers["content-type"].startswith("text/html")
+        assert "no run &#39;nope&#39;" in reply.text and '<a href="/">All runs</a>' in reply.text
+    login = httpx.get(f"{api}/login").text
+    assert '<label for="token">' in login and 'id="token"' in login
+
+
+@needs_chromium
+def test_docs_render_without_internet(api: str) -> None:
+    """Swagger UI comes from this server: every request elsewhere is refused."""
+    from playwright.sync_api import sync_playwright
+
+    elsewhere: list[str] = []
+
+    def only_loopback(route) -> None:
+        if route.request.url.startswith(api):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    with sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page()
+        page.route("**/*", only_loopback)
+        page.goto(f"{api}/login?next=/docs")
+        page.fill("#token", TOKEN)
+        page.press("#token", "Enter")
+        page.wait_for_url(f"{api}/docs")
+        page.locator(".swagger-ui .info .title").get_by_text("benchlib admin API").wait_for()
+        assert page.locator(".opblock").count() >= 10
+        browser.close()
+    assert elsewhere == []

@@ -76,7 +76,7 @@ def cell_tasks(run_id: str, model: str) -> list[str]:
     with get_client(sync_client=True) as client:
         for _ in range(150):
             names = [task.name for task in client.read_task_runs(flow_run_filter=flow_run)]
-            if any(name.startswith("push_to_mlflow") for name in names):
+            if "push to MLflow" in names:
                 return sorted(name for name in names if model in name)
             time.sleep(0.1)
     raise AssertionError(f"the task runs of run {run_id} were not recorded: {names}")

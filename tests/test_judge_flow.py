@@ -4,6 +4,7 @@ suspended until judgements are in, resumed through Prefect's API and our CLI."""
 import httpx
 import pytest
 from prefect import get_client
+from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from prefect.deployments import run_deployment
 from sqlmodel import select
 
@@ -16,6 +17,13 @@ from tests.support.cli import benchlib
 from tests.support.prefect import run_of, serve_deployment, wait_for
 
 DEPLOYMENT = "benchmark/judge-test"
+
+
+def rejections(flow_run_id) -> int:
+    """Warnings about rejected inline judgements in the flow run's log so far."""
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+    return sum("inline judgements rejected" in log.message for log in logs)
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +61,11 @@ def test_deployment_suspends_for_judges_and_resumes(served: str, small_config: d
     wait_for(flow_run.id, lambda s: s.is_paused() and len(judging.pending_items(run)) == 3)
     assert runs.get_run(run.id).status == RunStatus.awaiting_judge  # suspended again
 
+    # Inline scores with a problem: reported in the log once, not on every later replay.
+    bad = {"i-nope": {"relevance": 4, "actionability": 4, "tone": 5}}
+    resume_flow_run(str(flow_run.id), {"judge": "ann", "scores": bad, "approve": False})
+    wait_for(flow_run.id, lambda s: s.is_paused() and rejections(flow_run.id) == 1)
+
     # The rest through a judge file; apply --resume continues the run.
     exported = tmp_path / "judge.json"
     exported_ok = benchlib("judge", "export", run.id, "--out", str(exported), prefect_api=served)
@@ -66,6 +79,7 @@ def test_deployment_suspends_for_judges_and_resumes(served: str, small_config: d
     assert applied.returncode == 0, applied.stderr
     assert "4 added" in applied.stdout and "resumed flow run" in applied.stdout
     wait_for(flow_run.id, lambda s: s.is_completed())
+    assert rejections(flow_run.id) == 1  # the replays after resume did not repeat it
 
     run = runs.get_run(run.id)
     assert run.status == RunStatus.completed
@@ -76,7 +90,7 @@ def test_deployment_suspends_for_judges_and_resumes(served: str, small_config: d
         composites = s.exec(
             select(Score).where(Score.run_id == run.id, Score.name == "composite")
         ).all()
-    assert len(calls) == 4  # resumed twice, no cell generated again
+    assert len(calls) == 4  # resumed three times, no cell generated again
     assert len(composites) == 4
     nothing_waits = benchlib("judge", "resume", run.id, prefect_api=served)
     assert nothing_waits.returncode == 2 and "not waiting for judges" in nothing_waits.stderr

@@ -136,7 +136,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
 
     @app.get("/docs", include_in_schema=False, dependencies=authed)
     def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title=app.title)
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json", title=app.title, **pages.SWAGGER_URLS
+        )
 
     for module in (experiments, runs, judging, fixtures):
         app.include_router(module.router, prefix="/api", dependencies=authed, responses=ERRORS)

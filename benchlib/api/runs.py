@@ -9,7 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from prefect.client.schemas.objects import FlowRun
 from pydantic import BaseModel, Field
 
-from benchlib import orchestration, reports
+from benchlib import orchestration, prefect_views, reports
 from benchlib import runs as records
 from benchlib.api import policy
 from benchlib.api.policy import RunId, check_bounds
@@ -100,20 +100,16 @@ def _summary(run: Run) -> dict[str, Any]:
     }
 
 
-def _links(settings: ApiSettings, run_id: str, flow_run_id: str | None, run: Run | None) -> Links:
-    mlflow_url = (run.config.get("mlflow_url") or "") if run else ""
-    mlflow_ui = mlflow_url if mlflow_url.startswith("http") else settings.mlflow_ui_url
+def run_links(
+    settings: ApiSettings, run_id: str, flow_run_id: str | None, run: Run | None
+) -> Links:
     return Links(
         prefect=(
             f"{settings.prefect_ui_url}/runs/flow-run/{flow_run_id}"
             if flow_run_id and settings.prefect_ui_url
             else None
         ),
-        mlflow=(
-            f"{mlflow_ui.rstrip('/')}/#/runs/{run.mlflow_run_id}"
-            if run and run.mlflow_run_id and mlflow_ui
-            else None
-        ),
+        mlflow=prefect_views.mlflow_run_url(run, settings.mlflow_ui_url) if run else None,
         judge_page=f"/runs/{run_id}/judge",
         leaderboard_page=f"/runs/{run_id}/leaderboard",
     )
@@ -158,7 +154,7 @@ def _trigger(values: dict[str, Any], settings: ApiSettings) -> Triggered:
         run_id=config.run_id,
         flow_run_id=flow_run_id,
         status=RunStatus.pending,
-        links=_links(settings, config.run_id, flow_run_id, None),
+        links=run_links(settings, config.run_id, flow_run_id, None),
     )
 
 
@@ -212,7 +208,7 @@ def get_run(run_id: RunId, settings: Settings) -> RunDetail:
             "error": error,
             "flow_run_state": _state(flow_run),
             "progress": Progress(done=records.cells_done(run.id), total=run.n_cells),
-            "links": _links(settings, run.id, run.flow_run_id, run),
+            "links": run_links(settings, run.id, run.flow_run_id, run),
         }
     )
 
@@ -237,7 +233,7 @@ def _unrecorded(settings: ApiSettings, run_id: str, flow_run: FlowRun) -> RunDet
         created_at=flow_run.created,
         started_at=None,
         finished_at=None,
-        links=_links(settings, run_id, str(flow_run.id), None),
+        links=run_links(settings, run_id, str(flow_run.id), None),
     )
 
 

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from benchlib import settings
 from benchlib.api.auth import TOKEN_ENV
 from benchlib.errors import BenchlibError, describe_validation_error
 
@@ -80,7 +81,7 @@ class ApiSettings(BaseModel):
             "token": token,
             "deployment": os.environ.get("BENCHLIB_API_DEPLOYMENT", "benchmark/default"),
             "prefect_api_url": os.environ.get("PREFECT_API_URL", ""),
-            "mlflow_ui_url": os.environ.get("BENCHLIB_MLFLOW_UI_URL", ""),
+            "mlflow_ui_url": settings.mlflow_ui_url(),
             "suite_roots": [
                 *defaults.suite_roots,
                 *(Path(p) for p in os.environ.get(SUITE_ROOTS_ENV, "").split(os.pathsep) if p),
