@@ -52,11 +52,11 @@ format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# A new schema revision after editing benchlib/records.py: make migration NAME="what changed"
+# A new schema revision after editing benchlib/store/records.py: make migration NAME="what changed"
 migration: setup
-	$(BIN)/python -m benchlib.migrate "$(NAME)"
-	$(BIN)/ruff format benchlib/migrations/versions
-	$(BIN)/ruff check --fix --quiet benchlib/migrations/versions
+	$(BIN)/python -m benchlib.store.migrate "$(NAME)"
+	$(BIN)/ruff format benchlib/store/migrations/versions
+	$(BIN)/ruff check --fix --quiet benchlib/store/migrations/versions
 
 clean:
 	rm -rf $(VENV) .venv-* .benchlib site

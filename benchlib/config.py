@@ -18,8 +18,8 @@ from pydantic import (
 
 from benchlib import bounds
 from benchlib.errors import BenchlibError, describe_validation_error
-from benchlib.modelspec import ModelSpec
-from benchlib.yamldoc import YamlDoc, read_yaml
+from benchlib.generation.modelspec import ModelSpec
+from benchlib.spec.yamldoc import YamlDoc, read_yaml
 
 DEFAULT_MODEL = "local:smollm2-135m"
 # Tracking URI schemes MLflow has a store for (a `+driver` suffix is allowed: postgresql+psycopg).

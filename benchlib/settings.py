@@ -80,7 +80,7 @@ def _resolved(path: str, cwd: str) -> Path:
 
 
 def database_url() -> str:
-    return os.environ.get(DATABASE_URL_ENV) or f"sqlite:///{home() / 'benchlib.db'}"
+    return os.environ.get(DATABASE_URL_ENV) or f"sqlite:///{home() / 'benchlib.store.db'}"
 
 
 def database_file() -> Path | None:
@@ -91,7 +91,7 @@ def database_file() -> Path | None:
         folder = home_path()
         if folder.exists() and not folder.is_dir():
             raise _home_is_a_file(folder)
-        return folder / "benchlib.db"
+        return folder / "benchlib.store.db"
     path = url.partition("///")[2] if url.startswith("sqlite") else ""
     return Path(path) if path and path != ":memory:" else None
 

@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def measure(max_inflight: int) -> dict:
-    from benchlib import runs
     from benchlib.config import build_config
+    from benchlib.store import runs
     from flows.benchmark import benchmark
 
     config = build_config(
@@ -77,7 +77,7 @@ def main() -> None:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     # Imported once the private home is set: the database and MLflow store live there.
-    from benchlib.orchestration import ensure_gpu_limit
+    from benchlib.pipeline.orchestration import ensure_gpu_limit
 
     ensure_gpu_limit()
     load_before = os.getloadavg()[0]

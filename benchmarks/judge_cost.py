@@ -28,11 +28,11 @@ def main() -> None:
     # Imported once the private home is set: the database and MLflow store live there.
     from sqlmodel import select
 
-    from benchlib import autojudge
     from benchlib.config import build_config
-    from benchlib.db import session
-    from benchlib.orchestration import ensure_gpu_limit
-    from benchlib.records import LLMCall
+    from benchlib.evaluation import autojudge
+    from benchlib.pipeline.orchestration import ensure_gpu_limit
+    from benchlib.store.db import session
+    from benchlib.store.records import LLMCall
     from flows.benchmark import benchmark
 
     config = build_config(

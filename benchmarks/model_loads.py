@@ -26,10 +26,10 @@ def main() -> None:
     os.environ.update(PREFECT_SERVER_ENV)
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     # Imported once the private home is set: the database and MLflow store live there.
-    from benchlib import runs
     from benchlib.config import build_config
-    from benchlib.orchestration import ensure_gpu_limit
-    from benchlib.providers.local import embedded_model_path, servers
+    from benchlib.generation.providers.local import embedded_model_path, servers
+    from benchlib.pipeline.orchestration import ensure_gpu_limit
+    from benchlib.store import runs
     from flows.benchmark import benchmark
 
     aliases = {}

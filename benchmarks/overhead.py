@@ -44,7 +44,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from benchlib.providers.local import LlamaServer, embedded_model_path, free_port
+from benchlib.generation.providers.local import LlamaServer, embedded_model_path, free_port
 from benchlib.settings import PREFECT_SERVER_ENV
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchlib.pairwise import bootstrap_strengths, fit_strengths, interval_half_width
-from benchlib.stats import CONFIDENCE
+from benchlib.evaluation.pairwise import bootstrap_strengths, fit_strengths, interval_half_width
+from benchlib.evaluation.stats import CONFIDENCE
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

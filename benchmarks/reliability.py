@@ -20,10 +20,10 @@ from pathlib import Path
 import yaml
 from mlflow.tracking import MlflowClient
 
-from benchlib import runs
-from benchlib.providers.local import LlamaServer, embedded_model_path, free_port
-from benchlib.records import CellStatus, RunStatus
+from benchlib.generation.providers.local import LlamaServer, embedded_model_path, free_port
 from benchlib.settings import PREFECT_SERVER_ENV, tracking_uri
+from benchlib.store import runs
+from benchlib.store.records import CellStatus, RunStatus
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the test suite's fault proxy and MLflow table reader

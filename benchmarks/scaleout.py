@@ -27,7 +27,7 @@ MAX_TOKENS = 48
 
 
 def timed_run(values: dict) -> dict:
-    from benchlib import runs
+    from benchlib.store import runs
     from flows.benchmark import benchmark
 
     start = time.perf_counter()

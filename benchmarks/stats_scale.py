@@ -12,9 +12,9 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from benchlib.leaderboard import build_leaderboard
-from benchlib.records import Candidate, Cell, Score
-from benchlib.suite import load_suite
+from benchlib.evaluation.leaderboard import build_leaderboard
+from benchlib.spec.suite import load_suite
+from benchlib.store.records import Candidate, Cell, Score
 
 ROOT = Path(__file__).resolve().parent.parent
 

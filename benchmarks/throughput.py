@@ -31,7 +31,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchlib.providers.local import free_port  # noqa: E402
+from benchlib.generation.providers.local import free_port  # noqa: E402
 from benchlib.settings import PREFECT_SERVER_ENV  # noqa: E402
 from benchmarks.overhead import prefect_server, wait_healthy  # noqa: E402
 
@@ -113,9 +113,11 @@ def main() -> None:
 def measure(
     suite: Path, base_url: str, mlflow_url: str, mlflow_kind: str, prefect_kind: str, traces: str
 ) -> dict:
-    from benchlib import events, runs, tracking_outbox
     from benchlib.config import build_config
-    from benchlib.orchestration import ensure_gpu_limit
+    from benchlib.pipeline import events
+    from benchlib.pipeline.orchestration import ensure_gpu_limit
+    from benchlib.store import runs
+    from benchlib.tracking import outbox as tracking_outbox
     from flows.benchmark import benchmark
 
     config = build_config(

@@ -10,9 +10,9 @@ drawn normal, and left-skewed (a few scenarios break badly), the shape a regress
 Compared: today's method (percentile bootstrap over pairs, as if independent) and the interval
 over per-scenario mean deltas by percentile bootstrap, BCa, Student's t and the
 studentized bootstrap (bootstrap-t) — all through
-benchlib.stats.intervals, the code the verdict runs. For each: the coverage of the truth; the
-false-accept rate (the verdict says acceptable although the truth is a regression 0.1 beyond
-the tolerance of 0.1); the false-reject rate (nothing changed, tolerance 0, yet rejected).
+benchlib.evaluation.stats.intervals, the code the verdict runs. For each: the coverage of the
+truth; the false-accept rate (the verdict says acceptable although the truth is a regression 0.1
+beyond the tolerance of 0.1); the false-reject rate (nothing changed, tolerance 0, yet rejected).
 The method is chosen by coverage (target 93–97%): the clustered method whose coverage is
 closest to 95% at its worst over both shapes from 8 scenarios up; the smallest size from which
 it stays at or above 93% is the verdict's minimum number of scenarios.
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchlib.stats import CONFIDENCE, N_RESAMPLES, intervals
+from benchlib.evaluation.stats import CONFIDENCE, N_RESAMPLES, intervals
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULT = ROOT / "benchmarks/results/verdict_coverage.json"

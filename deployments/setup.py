@@ -15,8 +15,8 @@ from prefect import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.exceptions import ObjectAlreadyExists
 
-from benchlib.orchestration import ensure_gpu_limit, set_gpu_limit
-from benchlib.pool import GPU_POOL, ensure_crash_automation, ensure_gpu_pool
+from benchlib.pipeline.orchestration import ensure_gpu_limit, set_gpu_limit
+from benchlib.pipeline.pool import GPU_POOL, ensure_crash_automation, ensure_gpu_pool
 
 WORK_POOL = "benchlib"
 

@@ -9,11 +9,12 @@ from typing import Literal
 from prefect import flow, get_run_logger
 from prefect.runtime import deployment, flow_run
 
-from benchlib import prefect_views, runs
 from benchlib.config import build_config
-from benchlib.grid import model_blocks
-from benchlib.records import CellStatus, RunStatus
-from benchlib.recovery import record_process
+from benchlib.pipeline import prefect_views
+from benchlib.pipeline.recovery import record_process
+from benchlib.spec.grid import model_blocks
+from benchlib.store import runs
+from benchlib.store.records import CellStatus, RunStatus
 from flows.compare import compare
 from flows.judge import await_judgements
 from flows.model_block import generate_block

@@ -1,6 +1,6 @@
 from prefect import flow
 
-from benchlib.leaderboard import Leaderboard
+from benchlib.evaluation.leaderboard import Leaderboard
 from tasks.benchmark import evaluate_against_baseline, publish_leaderboard
 
 

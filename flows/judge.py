@@ -13,9 +13,10 @@ from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
 from pydantic import Field
 
-from benchlib import judging, pairwise, prefect_views
-from benchlib.records import RunStatus
-from benchlib.runs import get_run
+from benchlib.evaluation import judging, pairwise
+from benchlib.pipeline import prefect_views
+from benchlib.store.records import RunStatus
+from benchlib.store.runs import get_run
 from tasks.benchmark import announce_judging, apply_inline_scores, mark_run
 
 

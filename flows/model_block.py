@@ -2,17 +2,18 @@
 
 `generate_block` is the only place a block is generated: the parent flow calls it for each block
 with `execution: local`; with `execution: pool` the parent starts one `model-block` child flow
-run per block on the GPU work pool (benchlib.fanout) and the child calls it on its worker's host.
+run per block on the GPU work pool (benchlib.pipeline.fanout) and the child calls it on its
+worker's host.
 """
 
 from prefect import flow, unmapped
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from benchlib.grid import CellPlan
-from benchlib.orchestration import gpu_slot
-from benchlib.pool import BLOCK_FLOW
-from benchlib.runs import RunContext, pending_cells
+from benchlib.pipeline.orchestration import gpu_slot
+from benchlib.pipeline.pool import BLOCK_FLOW
+from benchlib.spec.grid import CellPlan
+from benchlib.store.runs import RunContext, pending_cells
 from tasks.benchmark import record_cached, release_model, run_cell
 
 

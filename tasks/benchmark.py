@@ -5,28 +5,18 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from benchlib import (
-    collect,
-    fanout,
-    judging,
-    leaderboard,
-    orchestration,
-    pairwise,
-    prefect_views,
-    providers,
-    reports,
-    runs,
-    scoring,
-    tracking_outbox,
-    verdict,
-)
 from benchlib.config import BenchmarkConfig
 from benchlib.errors import BenchlibError
-from benchlib.grid import CellPlan, model_blocks
-from benchlib.modelspec import ModelSpec
-from benchlib.records import RunStatus
-from benchlib.runs import RunContext, RunPlan
+from benchlib.evaluation import judging, leaderboard, pairwise, reports, scoring, verdict
+from benchlib.generation import collect, providers
+from benchlib.generation.modelspec import ModelSpec
+from benchlib.pipeline import fanout, orchestration, prefect_views
 from benchlib.settings import mlflow_ui_url
+from benchlib.spec.grid import CellPlan, model_blocks
+from benchlib.store import runs
+from benchlib.store.records import RunStatus
+from benchlib.store.runs import RunContext, RunPlan
+from benchlib.tracking import outbox as tracking_outbox
 
 
 @task(persist_result=True, task_run_name="plan the run")

@@ -69,14 +69,14 @@ def fresh_database_url(tmp_path: Path, postgres_url: str | None) -> str:
         from tests.support.postgres import create_database
 
         return create_database(postgres_url, f"fresh_{uuid.uuid4().hex[:12]}")
-    return f"sqlite:///{tmp_path / 'benchlib.db'}"
+    return f"sqlite:///{tmp_path / 'benchlib.store.db'}"
 
 
 @pytest.fixture(scope="session")
 def llm_url() -> Iterator[str]:
     """The embedded SmolLM2 served by llama.cpp on 127.0.0.1 (alias `smollm2`), one thread: on a
     shared 2-core machine two llama.cpp threads fighting other processes run >20× slower."""
-    from benchlib.providers.local import LlamaServer, embedded_model_path
+    from benchlib.generation.providers.local import LlamaServer, embedded_model_path
 
     server = LlamaServer(embedded_model_path(), alias="smollm2", threads=1)
     yield server.url
@@ -89,7 +89,7 @@ def prefect_api(benchlib_home: Path) -> Iterator[str]:
     from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
 
-    from benchlib.orchestration import ensure_gpu_limit
+    from benchlib.pipeline.orchestration import ensure_gpu_limit
 
     with prefect_test_harness(server_startup_timeout=90):
         ensure_gpu_limit(1)

@@ -14,13 +14,15 @@ from prefect import get_client
 from schemathesis.checks import not_a_server_error
 from sqlmodel import select
 
-from benchlib import fixtures, reports, runs
 from benchlib.api.app import create_app
 from benchlib.api.settings import ApiSettings
 from benchlib.config import build_config
-from benchlib.db import session
-from benchlib.hashing import scenario_hash
-from benchlib.records import Fixture, Judgement, Run
+from benchlib.evaluation import reports
+from benchlib.spec import fixtures
+from benchlib.spec.hashing import scenario_hash
+from benchlib.store import runs
+from benchlib.store.db import session
+from benchlib.store.records import Fixture, Judgement, Run
 from tests.conftest import TIPS
 from tests.support.browser import launch, needs_chromium
 from tests.support.cli import benchlib

@@ -20,10 +20,11 @@ from prefect.client.schemas.filters import (
 )
 from sqlmodel import select
 
-from benchlib import judging, runs
-from benchlib.db import session
-from benchlib.providers.local import free_port
-from benchlib.records import Judgement, RunStatus
+from benchlib.evaluation import judging
+from benchlib.generation.providers.local import free_port
+from benchlib.store import runs
+from benchlib.store.db import session
+from benchlib.store.records import Judgement, RunStatus
 from tests.conftest import ROOT
 from tests.support.browser import launch, needs_chromium
 from tests.support.prefect import serve_deployment, wait_for

@@ -13,13 +13,14 @@ import numpy as np
 import pytest
 from sqlmodel import select
 
-from benchlib import autojudge, judging, reports, runs
 from benchlib.api.app import create_app
 from benchlib.api.settings import ApiSettings
 from benchlib.config import build_config
-from benchlib.db import session
-from benchlib.records import Judgement, LLMCall, Score
-from benchlib.stats import bootstrap_mean
+from benchlib.evaluation import autojudge, judging, reports
+from benchlib.evaluation.stats import bootstrap_mean
+from benchlib.store import runs
+from benchlib.store.db import session
+from benchlib.store.records import Judgement, LLMCall, Score
 from flows.benchmark import benchmark
 from tests.support.cli import benchlib
 from tests.support.servers import serve_app

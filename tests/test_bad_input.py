@@ -28,16 +28,19 @@ from hypothesis import strategies as st
 from mlflow.utils import validation
 from pydantic import BaseModel, ConfigDict, Field
 
-from benchlib import fixtures, judging, runs, tracking
 from benchlib.cli import main
 from benchlib.config import BenchmarkConfig
-from benchlib.db import session
 from benchlib.errors import BenchlibError
-from benchlib.hashing import scenario_hash
-from benchlib.integrity import hashed_entries
-from benchlib.records import Fixture
-from benchlib.suite import load_suite, scenarios_file
-from benchlib.yamldoc import MAX_NODES, read_yaml
+from benchlib.evaluation import judging
+from benchlib.spec import fixtures
+from benchlib.spec.hashing import scenario_hash
+from benchlib.spec.integrity import hashed_entries
+from benchlib.spec.suite import load_suite, scenarios_file
+from benchlib.spec.yamldoc import MAX_NODES, read_yaml
+from benchlib.store import runs
+from benchlib.store.db import session
+from benchlib.store.records import Fixture
+from benchlib.tracking import mlflow_run as tracking
 from tests.conftest import TIPS
 from tests.support.cli import benchlib
 from tests.support.suites import write_suite

@@ -8,10 +8,11 @@ import pytest
 from prefect import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-from benchlib import cache, runs
 from benchlib.config import build_config
-from benchlib.providers import ChatRequest, ChatResult
-from benchlib.providers.local import embedded_model_path, servers
+from benchlib.generation import cache
+from benchlib.generation.providers import ChatRequest, ChatResult
+from benchlib.generation.providers.local import embedded_model_path, servers
+from benchlib.store import runs
 from flows.benchmark import benchmark
 from tests.conftest import TIPS
 from tests.support.faults import fault_proxy, http_error

@@ -9,13 +9,14 @@ import yaml
 from mlflow.tracking import MlflowClient
 from sqlmodel import select
 
-from benchlib import judging, runs
 from benchlib.config import build_config
-from benchlib.db import session
-from benchlib.leaderboard import Leaderboard
-from benchlib.records import Score
-from benchlib.scoring import score_run
+from benchlib.evaluation import judging
+from benchlib.evaluation.leaderboard import Leaderboard
+from benchlib.evaluation.scoring import score_run
 from benchlib.settings import tracking_uri
+from benchlib.store import runs
+from benchlib.store.db import session
+from benchlib.store.records import Score
 from flows.benchmark import benchmark
 from tests.conftest import ROOT
 from tests.support.cli import benchlib

@@ -16,7 +16,7 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import StateType
 
-from benchlib import runs
+from benchlib.store import runs
 from tests.conftest import ROOT
 from tests.support.cli import benchlib, config_file
 

@@ -11,15 +11,11 @@ import pytest
 import scipy.stats
 from mlflow.tracking import MlflowClient
 
-from benchlib import runs
 from benchlib.config import build_config
 from benchlib.errors import BenchlibError
-from benchlib.leaderboard import Leaderboard, build_leaderboard
-from benchlib.records import Candidate, Cell, Judgement, Score
-from benchlib.settings import tracking_uri
-from benchlib.stats import bootstrap_mean, intervals, krippendorff_alpha
-from benchlib.suite import load_suite
-from benchlib.verdict import (
+from benchlib.evaluation.leaderboard import Leaderboard, build_leaderboard
+from benchlib.evaluation.stats import bootstrap_mean, intervals, krippendorff_alpha
+from benchlib.evaluation.verdict import (
     METHOD,
     MIN_SCENARIOS,
     EvalReport,
@@ -27,6 +23,10 @@ from benchlib.verdict import (
     delta_interval,
     evaluate,
 )
+from benchlib.settings import tracking_uri
+from benchlib.spec.suite import load_suite
+from benchlib.store import runs
+from benchlib.store.records import Candidate, Cell, Judgement, Score
 from flows.benchmark import benchmark
 from tests.conftest import ROOT, TIPS
 from tests.support.browser import launch, needs_chromium

@@ -16,10 +16,10 @@ from alembic import command
 from sqlalchemy import create_engine, inspect, text
 from sqlmodel import Session, select
 
-from benchlib import migrate, runs
-from benchlib.db import engine_for
 from benchlib.errors import BenchlibError, Conflict
-from benchlib.records import Candidate, Cell, CellStatus, Run, RunStatus, Score
+from benchlib.store import migrate, runs
+from benchlib.store.db import engine_for
+from benchlib.store.records import Candidate, Cell, CellStatus, Run, RunStatus, Score
 
 pytestmark = pytest.mark.db
 
@@ -119,8 +119,8 @@ def test_database_newer_than_the_code_is_refused(fresh_database_url: str) -> Non
 WRITER = """
 import sys, time
 from pathlib import Path
-from benchlib.db import session
-from benchlib.records import Cell, Run
+from benchlib.store.db import session
+from benchlib.store.records import Cell, Run
 
 name, folder, n = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
 (folder / f"ready-{name}").touch()
@@ -165,8 +165,8 @@ def test_processes_writing_at_once_lose_nothing(fresh_database_url: str, tmp_pat
 
 def test_experiment_summaries_count_runs_and_name_the_latest(benchlib_home: Path) -> None:
     """One query over all experiments (window functions, on SQLite and PostgreSQL alike)."""
-    from benchlib.db import session
-    from benchlib.runs import experiment_summaries
+    from benchlib.store.db import session
+    from benchlib.store.runs import experiment_summaries
 
     tag = uuid.uuid4().hex[:8]
     start = datetime(2026, 1, 1, tzinfo=UTC)
@@ -220,7 +220,7 @@ def test_a_database_url_benchlib_cannot_open_is_said_with_the_url(url: str, expe
 
 
 def test_a_file_that_is_not_a_database_is_said_and_left_alone(tmp_path: Path) -> None:
-    path = tmp_path / "benchlib.db"
+    path = tmp_path / "benchlib.store.db"
     path.write_bytes(b"not a database, only some text " * 10)
     with pytest.raises(BenchlibError, match="cannot be opened") as info:
         engine_for(f"sqlite:///{path}")

@@ -2,10 +2,10 @@
 
 from sqlmodel import select
 
-from benchlib import runs
 from benchlib.config import build_config
-from benchlib.db import session
-from benchlib.records import LLMCall, RunStatus, Score
+from benchlib.store import runs
+from benchlib.store.db import session
+from benchlib.store.records import LLMCall, RunStatus, Score
 from flows.benchmark import benchmark
 from tests.support.faults import GARBAGE_TEXT, Fault, fault_proxy, http_error
 

@@ -12,13 +12,14 @@ from prefect.flow_engine import run_flow_sync
 from prefect.states import Scheduled
 from sqlmodel import select
 
-from benchlib import events, runs
 from benchlib.config import build_config
-from benchlib.db import session
 from benchlib.errors import BenchlibError
-from benchlib.providers.local import embedded_model_path, servers
-from benchlib.records import LLMCall, RunStatus, Score
+from benchlib.generation.providers.local import embedded_model_path, servers
+from benchlib.pipeline import events
 from benchlib.settings import tracking_uri
+from benchlib.store import runs
+from benchlib.store.db import session
+from benchlib.store.records import LLMCall, RunStatus, Score
 from flows.benchmark import benchmark
 from tests.support.faults import fault_proxy, http_error
 from tests.support.mlflow_cells import cells_table

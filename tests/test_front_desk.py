@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from benchlib import runs
 from benchlib.config import build_config
-from benchlib.db import session
 from benchlib.errors import shown
-from benchlib.records import Candidate, Score
+from benchlib.store import runs
+from benchlib.store.db import session
+from benchlib.store.records import Candidate, Score
 from flows.benchmark import benchmark
 from tests.conftest import ROOT
 from tests.support.cli import benchlib

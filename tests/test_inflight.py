@@ -7,9 +7,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from benchlib import runs
-from benchlib.modelspec import ModelSpec
-from benchlib.providers.local import SLOT_CTX, LocalProvider, ServerPool, embedded_model_path
+from benchlib.generation.modelspec import ModelSpec
+from benchlib.generation.providers.local import (
+    SLOT_CTX,
+    LocalProvider,
+    ServerPool,
+    embedded_model_path,
+)
+from benchlib.store import runs
 from tests.conftest import TIPS
 from tests.support.faults import Fault, fault_proxy
 from tests.test_flow import run_flow
@@ -77,7 +82,7 @@ def test_the_local_server_gets_a_slot_per_request_in_flight(tmp_path: Path, monk
     copy = tmp_path / "model.gguf"
     shutil.copy(embedded_model_path(), copy)
     pool = ServerPool()
-    monkeypatch.setattr("benchlib.providers.local.servers", pool)
+    monkeypatch.setattr("benchlib.generation.providers.local.servers", pool)
     spec = ModelSpec.parse("local:model")
     aliases = {"model": str(copy)}
     try:

@@ -8,11 +8,12 @@ from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from prefect.deployments import run_deployment
 from sqlmodel import select
 
-from benchlib import judging, runs
-from benchlib.db import session
 from benchlib.errors import BenchlibError
-from benchlib.orchestration import resume_flow_run
-from benchlib.records import LLMCall, RunStatus, Score
+from benchlib.evaluation import judging
+from benchlib.pipeline.orchestration import resume_flow_run
+from benchlib.store import runs
+from benchlib.store.db import session
+from benchlib.store.records import LLMCall, RunStatus, Score
 from tests.support.cli import benchlib
 from tests.support.prefect import run_of, serve_deployment, wait_for
 

@@ -11,12 +11,14 @@ import pytest
 from mlflow.tracking import MlflowClient
 from sqlmodel import select
 
-from benchlib import judging, runs, tracking_outbox
 from benchlib.config import build_config
-from benchlib.db import session
 from benchlib.errors import BenchlibError
-from benchlib.records import Judgement
+from benchlib.evaluation import judging
 from benchlib.settings import tracking_uri
+from benchlib.store import runs
+from benchlib.store.db import session
+from benchlib.store.records import Judgement
+from benchlib.tracking import outbox as tracking_outbox
 from flows.benchmark import benchmark
 from tests.conftest import ROOT
 from tests.support.cli import benchlib, config_file

@@ -12,13 +12,14 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from benchlib import judging, reports, runs
-from benchlib.db import session
 from benchlib.errors import BenchlibError
-from benchlib.leaderboard import Leaderboard, notes, table_cells
-from benchlib.records import Candidate
-from benchlib.suite import load_suite
-from benchlib.verdict import evaluate
+from benchlib.evaluation import judging, reports
+from benchlib.evaluation.leaderboard import Leaderboard, notes, table_cells
+from benchlib.evaluation.verdict import evaluate
+from benchlib.spec.suite import load_suite
+from benchlib.store import runs
+from benchlib.store.db import session
+from benchlib.store.records import Candidate
 from tests.conftest import ROOT
 from tests.support.browser import launch, needs_chromium
 from tests.support.crafted import make_run

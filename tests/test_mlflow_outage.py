@@ -13,9 +13,11 @@ from typing import Any
 import pytest
 from mlflow.tracking import MlflowClient
 
-from benchlib import events, runs, tracking_outbox
-from benchlib.db import session
-from benchlib.records import MlflowPending, RunStatus
+from benchlib.pipeline import events
+from benchlib.store import runs
+from benchlib.store.db import session
+from benchlib.store.records import MlflowPending, RunStatus
+from benchlib.tracking import outbox as tracking_outbox
 from tests.conftest import TIPS
 from tests.support.cli import benchlib
 from tests.support.instant import MODEL, instant_app

@@ -11,10 +11,12 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from benchlib import judging, reports, runs, tracking_outbox
-from benchlib.db import session
-from benchlib.records import MlflowPending
+from benchlib.evaluation import judging, reports
 from benchlib.settings import default_mlflow_uri
+from benchlib.store import runs
+from benchlib.store.db import session
+from benchlib.store.records import MlflowPending
+from benchlib.tracking import outbox as tracking_outbox
 from tests.conftest import TIPS
 from tests.support.browser import launch, needs_chromium
 from tests.support.cli import benchlib

@@ -14,11 +14,12 @@ import numpy as np
 import pexpect
 import pytest
 
-from benchlib import pairwise, runs
 from benchlib.api.app import create_app
 from benchlib.api.settings import ApiSettings
 from benchlib.config import build_config
 from benchlib.errors import BenchlibError
+from benchlib.evaluation import pairwise
+from benchlib.store import runs
 from flows.benchmark import benchmark
 from tests.conftest import ROOT
 from tests.support.browser import launch, needs_chromium

@@ -5,9 +5,11 @@ from datetime import UTC, datetime
 
 from markdown_it import MarkdownIt
 
-from benchlib import judging, prefect_views, runs
-from benchlib.db import session
-from benchlib.records import Cell
+from benchlib.evaluation import judging
+from benchlib.pipeline import prefect_views
+from benchlib.store import runs
+from benchlib.store.db import session
+from benchlib.store.records import Cell
 from tests.support.crafted import make_run
 
 HOSTILE = "# Heading\n**bold** <script>alert(1)</script>\n```js\nx = 1\n```\n> quoted\n| a | b |"

@@ -11,12 +11,12 @@ import pytest
 
 from benchlib.config import build_config
 from benchlib.errors import BenchlibError, ProviderError
-from benchlib.modelspec import ModelSpec
-from benchlib.preflight import preflight_models
-from benchlib.providers import AttemptBudget, CallRecord, ChatRequest
-from benchlib.providers.local import LocalProvider, ServerPool, embedded_model_path
-from benchlib.providers.ollama import KEEP_ALIVE, OllamaProvider, parameter_size_b
-from benchlib.providers.openai import OpenAIProvider
+from benchlib.generation.modelspec import ModelSpec
+from benchlib.generation.preflight import preflight_models
+from benchlib.generation.providers import AttemptBudget, CallRecord, ChatRequest
+from benchlib.generation.providers.local import LocalProvider, ServerPool, embedded_model_path
+from benchlib.generation.providers.ollama import KEEP_ALIVE, OllamaProvider, parameter_size_b
+from benchlib.generation.providers.openai import OpenAIProvider
 from tests.support.faults import Fault, fault_proxy, http_error
 from tests.support.servers import free_port
 
@@ -176,7 +176,7 @@ def test_local_provider_loads_one_model_at_a_time(tmp_path: Path, monkeypatch) -
     copy = tmp_path / "other.gguf"
     shutil.copy(embedded_model_path(), copy)
     pool = ServerPool()
-    monkeypatch.setattr("benchlib.providers.local.servers", pool)
+    monkeypatch.setattr("benchlib.generation.providers.local.servers", pool)
     aliases = {"copy": str(copy)}
     first = LocalProvider(ModelSpec.parse("local:smollm2-135m"), aliases, timeout_s=60)
     second = LocalProvider(ModelSpec.parse("local:copy"), aliases, timeout_s=60)

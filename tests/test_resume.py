@@ -9,10 +9,12 @@ from pathlib import Path
 import yaml
 from mlflow.tracking import MlflowClient
 
-from benchlib import collect, runs, tracking_outbox
 from benchlib.config import build_config
-from benchlib.records import CellStatus, RunStatus
+from benchlib.generation import collect
 from benchlib.settings import tracking_uri
+from benchlib.store import runs
+from benchlib.store.records import CellStatus, RunStatus
+from benchlib.tracking import outbox as tracking_outbox
 from tests.conftest import ROOT, TIPS
 from tests.support.cli import benchlib
 from tests.support.faults import PASS, Fault, fault_proxy

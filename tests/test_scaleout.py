@@ -15,14 +15,15 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from sqlmodel import select
 
-from benchlib import events, runs
 from benchlib.config import build_config
-from benchlib.db import session
 from benchlib.errors import BenchlibError
-from benchlib.fanout import block_tag, run_blocks
-from benchlib.orchestration import GPU_LIMIT
-from benchlib.pool import GPU_POOL
-from benchlib.records import Cell, CellStatus, LLMCall, RunStatus
+from benchlib.pipeline import events
+from benchlib.pipeline.fanout import block_tag, run_blocks
+from benchlib.pipeline.orchestration import GPU_LIMIT
+from benchlib.pipeline.pool import GPU_POOL
+from benchlib.store import runs
+from benchlib.store.db import session
+from benchlib.store.records import Cell, CellStatus, LLMCall, RunStatus
 from flows.benchmark import benchmark
 from tests.support.pool import (
     MODELS,

@@ -8,11 +8,11 @@ import pytest
 import yaml
 
 from benchlib.errors import BenchlibError
-from benchlib.hashing import content_hash
-from benchlib.parsing import parse_json_output
-from benchlib.records import Candidate
-from benchlib.scorers import REGISTRY, ScoreInput, build_scorers
-from benchlib.suite import Policy, load_suite
+from benchlib.evaluation.parsing import parse_json_output
+from benchlib.evaluation.scorers import REGISTRY, ScoreInput, build_scorers
+from benchlib.spec.hashing import content_hash
+from benchlib.spec.suite import Policy, load_suite
+from benchlib.store.records import Candidate
 from tests.conftest import ROOT
 
 ANALYST = json.loads((ROOT / "prompts/analysts/schemas/analyst.json").read_text())

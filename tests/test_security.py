@@ -23,13 +23,13 @@ from hypothesis import strategies as st
 from jinja2.sandbox import SecurityError
 from pydantic import ValidationError
 
-from benchlib import runs
 from benchlib.api.app import create_app
 from benchlib.api.settings import ApiSettings
 from benchlib.config import build_config
 from benchlib.errors import BenchlibError
-from benchlib.providers.local import free_port
-from benchlib.suite import _JINJA, Step, load_suite
+from benchlib.generation.providers.local import free_port
+from benchlib.spec.suite import _JINJA, Step, load_suite
+from benchlib.store import runs
 from tests.conftest import ROOT, TIPS
 from tests.support.cli import benchlib
 from tests.support.crafted import make_run

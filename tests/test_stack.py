@@ -161,7 +161,7 @@ def test_pool_execution_through_the_stack(stack) -> None:
 def test_stack_down_signals_only_the_processes_it_started(tmp_path: Path, monkeypatch) -> None:
     """A pid file whose pid now names another process (the pid was reused) is dropped, and that
     process is left alone; the process the pid file does record is stopped."""
-    from benchlib import stack
+    from benchlib.pipeline import stack
 
     monkeypatch.setenv("BENCHLIB_HOME", str(tmp_path))
     sleep = ["sleep", "300"]

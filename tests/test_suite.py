@@ -5,10 +5,10 @@ import yaml
 
 from benchlib.config import build_config
 from benchlib.errors import BenchlibError
-from benchlib.grid import check_templates, expand_grid
-from benchlib.providers import ModelInfo
-from benchlib.scorers import build_scorers
-from benchlib.suite import load_suite
+from benchlib.evaluation.scorers import build_scorers
+from benchlib.generation.providers import ModelInfo
+from benchlib.spec.grid import check_templates, expand_grid
+from benchlib.spec.suite import load_suite
 from tests.conftest import TIPS
 from tests.support.suites import write_suite
 

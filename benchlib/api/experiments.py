@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from benchlib import runs
+from benchlib.store import runs
 
 router = APIRouter(tags=["experiments"])
 

@@ -6,8 +6,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from pydantic import AfterValidator, BaseModel, Field
 
-from benchlib import fixtures
-from benchlib.records import Fixture
+from benchlib.spec import fixtures
+from benchlib.store.records import Fixture
 
 router = APIRouter(tags=["fixtures"])
 

@@ -5,11 +5,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from benchlib import autojudge, bounds, judging, orchestration, pairwise, reports
+from benchlib import bounds
 from benchlib.api.policy import RunId
 from benchlib.errors import BenchlibError
-from benchlib.records import RunStatus
-from benchlib.runs import get_run
+from benchlib.evaluation import autojudge, judging, pairwise, reports
+from benchlib.pipeline import orchestration
+from benchlib.store.records import RunStatus
+from benchlib.store.runs import get_run
 
 router = APIRouter(tags=["judging"])
 

@@ -7,14 +7,15 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from pydantic import BaseModel
 
-from benchlib import judging, pairwise, reports, runs
 from benchlib.api.auth import COOKIE, csrf_token, require_page_token, token_ok
 from benchlib.api.policy import RunId
 from benchlib.api.runs import run_links
 from benchlib.api.settings import Settings
 from benchlib.errors import NotFound
-from benchlib.records import Run, RunStatus
-from benchlib.reports import TEMPLATES
+from benchlib.evaluation import judging, pairwise, reports
+from benchlib.evaluation.reports import TEMPLATES
+from benchlib.store import runs
+from benchlib.store.records import Run, RunStatus
 
 router = APIRouter(include_in_schema=False)
 authed = [Depends(require_page_token)]

@@ -9,15 +9,16 @@ from fastapi.concurrency import run_in_threadpool
 from prefect.client.schemas.objects import FlowRun
 from pydantic import BaseModel, Field
 
-from benchlib import orchestration, prefect_views, reports
-from benchlib import runs as records
 from benchlib.api import policy
 from benchlib.api.policy import RunId, check_bounds
 from benchlib.api.settings import ApiSettings, Settings
 from benchlib.config import BenchmarkConfig, build_config, comma_list
 from benchlib.errors import BenchlibError, NotFound, Unavailable
-from benchlib.leaderboard import Leaderboard
-from benchlib.records import Run, RunStatus
+from benchlib.evaluation import reports
+from benchlib.evaluation.leaderboard import Leaderboard
+from benchlib.pipeline import orchestration, prefect_views
+from benchlib.store import runs as records
+from benchlib.store.records import Run, RunStatus
 
 router = APIRouter(tags=["runs"])
 Filter = Annotated[str | None, Query(max_length=200)]

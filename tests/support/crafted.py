@@ -4,10 +4,10 @@ verdict rules can be checked on exact numbers."""
 from datetime import timedelta
 from typing import Any
 
-from benchlib.db import session
-from benchlib.hashing import content_hash
-from benchlib.records import Candidate, Cell, CellStatus, Run, RunStatus, Score, utcnow
-from benchlib.suite import load_suite
+from benchlib.spec.hashing import content_hash
+from benchlib.spec.suite import load_suite
+from benchlib.store.db import session
+from benchlib.store.records import Candidate, Cell, CellStatus, Run, RunStatus, Score, utcnow
 from tests.conftest import TIPS
 
 

@@ -3,7 +3,7 @@
 from mlflow.tracking import MlflowClient
 from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
-from benchlib.records import Run
+from benchlib.store.records import Run
 
 
 def cells_table(client: MlflowClient, run: Run):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from benchlib.providers.local import free_port
+from benchlib.generation.providers.local import free_port
 
 BIN = Path(sys.executable).parent
 

@@ -18,8 +18,8 @@ from prefect.client.schemas.objects import WorkerStatus
 from prefect.events.worker import EventsWorker
 from prefect.logging.handlers import APILogWorker
 
-from benchlib.pool import GPU_POOL
-from benchlib.providers.local import embedded_model_path, free_port
+from benchlib.generation.providers.local import embedded_model_path, free_port
+from benchlib.pipeline.pool import GPU_POOL
 from tests.conftest import ROOT, TIPS
 
 BIN = Path(sys.executable).parent

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psycopg
 
-from benchlib.providers.local import free_port
+from benchlib.generation.providers.local import free_port
 
 USER = "postgres"
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from prefect import get_client
 
-from benchlib import runs
+from benchlib.store import runs
 from tests.conftest import ROOT
 
 

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import httpx
 import uvicorn
 
-from benchlib.providers.local import free_port
+from benchlib.generation.providers.local import free_port
 
 
 @contextmanager

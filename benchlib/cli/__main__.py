@@ -1,0 +1,5 @@
+"""`python -m benchlib.cli`: the console script."""
+
+from benchlib.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""MLflow: what a run shows there, and the outbox that gets it there in the background."""
