@@ -166,7 +166,7 @@ def publish_leaderboard(run_id: str) -> leaderboard.Leaderboard:
     return board
 
 
-def _leaderboard_artifacts(run_id: str, board: dict) -> None:
+def _leaderboard_artifacts(run_id: str, board: leaderboard.Leaderboard) -> None:
     n_candidates = runs.get_run(run_id).config.get("n_candidates", 0)
     create_table_artifact(
         key="leaderboard",
@@ -181,7 +181,7 @@ def _leaderboard_artifacts(run_id: str, board: dict) -> None:
 
 
 @task(cache_policy=NO_CACHE, task_run_name="link the results")
-def publish_run_summary(run_id: str, board: dict) -> None:
+def publish_run_summary(run_id: str, board: leaderboard.Leaderboard) -> None:
     """The parent flow run's artifacts: the leaderboard again (the compare subflow has its
     own), the run's links, and link artifacts to the HTML report and the MLflow run."""
     run = runs.get_run(run_id)

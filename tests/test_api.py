@@ -191,7 +191,9 @@ def test_trigger_creates_a_flow_run_of_the_deployment(
 
     taken = httpx.post(f"{api}/api/runs", json=body | {"run_id": "api-crafted-1"}, headers=RIGHT)
     assert taken.status_code == 409
-    assert taken.json() == {"detail": "run_id: a run 'api-crafted-1' exists; pick another id"}
+    assert taken.json() == {
+        "detail": "run_id: a run 'api-crafted-1' exists or is starting; pick another id"
+    }
 
 
 def test_runs_experiments_and_results(api: str, judged_run: str) -> None:

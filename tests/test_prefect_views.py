@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from markdown_it import MarkdownIt
 
 from benchlib.evaluation import judging
+from benchlib.evaluation.leaderboard import Leaderboard, Row
 from benchlib.pipeline import prefect_views
 from benchlib.store import runs
 from benchlib.store.db import session
@@ -52,29 +53,52 @@ def test_the_fence_outgrows_any_backtick_run() -> None:
 
 
 def test_the_leaderboard_artifact_names_columns_as_the_config_does() -> None:
-    board = {
+    row = {
+        "rank": 1,
+        "tied_with_leader": False,
+        "partial_above_full": False,
+        "model": "local:m",
+        "prompt": "v1",
+        "ranked_steps": ["output"],
+        "n_scenarios": 4,
+        "n_cells": 4,
+        "n_outputs": 12,
+        "n_scored": 12,
+        "n_judged": 6,
+        "coverage": 1.0,
+        "judge_coverage": 0.5,
         "metric": "composite",
-        "rows": [
-            {
-                "rank": 1,
-                "tied_with_leader": False,
-                "model": "local:m",
-                "prompt": "v1",
-                "n_scenarios": 4,
-                "n_candidates": 12,
-                "judge_coverage": 0.5,
-                "mean": 3.2,
-                "ci_low": 2.9,
-                "ci_high": 3.5,
-                "criteria": {"tone": 4.0},
-                "scores": {"json_valid": 1.0},
-                "failed_cells": 0,
-                "latency_p50_s": 0.4,
-                "tokens_per_s": 80.0,
-            }
-        ],
+        "mean": 3.2,
+        "ci_low": 2.9,
+        "ci_high": 3.5,
+        "scenarios_with_metric": 4,
+        "interval_note": "",
+        "composite": 3.2,
+        "auto_composite": 1.0,
+        "criteria": {"tone": 4.0},
+        "scores": {"json_valid": 1.0},
+        "not_applicable": {},
+        "steps": [],
+        "failed_cells": 0,
+        "failure_rate": 0.0,
+        "latency_p50_s": 0.4,
+        "latency_p95_s": 0.5,
+        "tokens_per_s": 80.0,
     }
+    board = Leaderboard(
+        metric="composite",
+        formula="tone",
+        combination="",
+        rank_on="final",
+        ranked_on="the final step",
+        confidence=0.95,
+        resamples=1000,
+        seed=0,
+        min_scenarios=2,
+        rows=[Row.model_validate(row)],
+        agreement={},
+    )
     (row,) = prefect_views.artifact_rows(board, n_candidates=3)
-    assert row["n_candidates"] == 3 and row["outputs"] == 12
+    assert row["n_candidates"] == 3 and row["outputs"] == 12 and row["coverage"] == "100% (12/12)"
     assert row["composite"] == 3.2 and row["composite_ci_low"] == 2.9
     assert row["tone"] == 4.0 and row["json_valid"] == 1.0

@@ -12,6 +12,7 @@ from typing import Any
 
 from benchlib import settings
 from benchlib.evaluation import judging, pairwise
+from benchlib.evaluation.leaderboard import Leaderboard, coverage_label, rank_label
 from benchlib.spec.rubric import Rubric
 from benchlib.store.records import Run
 
@@ -115,37 +116,32 @@ def _rubric_lines(rubric: Rubric) -> list[str]:
     return lines
 
 
-def _values(row: Any) -> dict[str, Any]:
-    return row if isinstance(row, dict) else row.model_dump()
-
-
-def artifact_rows(board: dict[str, Any], n_candidates: int) -> list[dict[str, Any]]:
+def artifact_rows(board: Leaderboard, n_candidates: int) -> list[dict[str, Any]]:
     """The leaderboard table artifact, its columns named as the config names things:
-    `n_candidates` is per cell as in the config, `outputs` what the row's cells produced, the
-    ranking metric under its own name."""
-    metric = board["metric"]
-    table = []
-    for row in map(_values, board["rows"]):
-        table.append(
-            {
-                "rank": f"≈{row['rank']}" if row["tied_with_leader"] else str(row["rank"]),
-                "model": row["model"],
-                "prompt": row["prompt"],
-                "n_scenarios": row["n_scenarios"],
-                "n_candidates": n_candidates,
-                "outputs": row["n_candidates"],
-                "judge_coverage": row["judge_coverage"],
-                metric: row["mean"],
-                f"{metric}_ci_low": row["ci_low"],
-                f"{metric}_ci_high": row["ci_high"],
-                **row["criteria"],
-                **row["scores"],
-                "failed_cells": row["failed_cells"],
-                "latency_p50_s": row["latency_p50_s"],
-                "tokens_per_s": row["tokens_per_s"],
-            }
-        )
-    return table
+    `n_candidates` is per cell as in the config, `outputs` what the row's ranked steps
+    produced, the ranking metric under its own name, coverage beside it."""
+    metric = board.metric
+    return [
+        {
+            "rank": rank_label(row),
+            "model": row.model,
+            "prompt": row.prompt,
+            "n_scenarios": row.n_scenarios,
+            "n_candidates": n_candidates,
+            "outputs": row.n_outputs,
+            "coverage": coverage_label(row),
+            "judge_coverage": row.judge_coverage,
+            metric: row.mean,
+            f"{metric}_ci_low": row.ci_low,
+            f"{metric}_ci_high": row.ci_high,
+            **row.criteria,
+            **row.scores,
+            "failed_cells": row.failed_cells,
+            "latency_p50_s": row.latency_p50_s,
+            "tokens_per_s": row.tokens_per_s,
+        }
+        for row in board.rows
+    ]
 
 
 def links_markdown(run: Run, mlflow_ui: str = "") -> str:
