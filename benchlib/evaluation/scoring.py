@@ -128,7 +128,8 @@ def rescore_judgements(run_id: str) -> int:
     a relative path is judged from anywhere) nor the scorers. Returns the rows written."""
     run = get_run(run_id)
     rubric = judging.rubric_of(run)
-    human = human_values([j for j in judging.judgements_of(run.id) if j.rubric_hash == rubric.hash])
+    current = [j for j in judging.judgements_of(run.id) if j.rubric_hash == rubric.hash]
+    human = human_values(composite_judgements(current))
     candidates = run_candidates(run.id)
     values: dict[int, dict[str, float]] = defaultdict(dict)
     with session() as s:
