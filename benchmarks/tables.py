@@ -17,6 +17,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 PAGE = ROOT / "docs" / "measurements.md"
+README = ROOT / "README.md"
+# The README carries one generated table: how far the verdict's interval can be trusted.
+README_BLOCK = (
+    "<!-- verdict-coverage: benchmarks/tables.py writes this table -->",
+    "<!-- /verdict-coverage -->",
+)
 
 INTRO = """# Measurements
 
@@ -100,6 +106,27 @@ def rows_table(columns: list[str]) -> Callable[[dict[str, Any]], Table]:
     return table
 
 
+def verdict_coverage(data: dict[str, Any]) -> Table:
+    """verdict_coverage.json: coverage of the verdict's 95% interval per method and scenario
+    effects (rows) at 8, 24 and 100 scenarios (columns); the chosen method is marked."""
+    sizes = [8, 24, 100]
+    found = {(r["shape"], r["method"], r["scenarios"]): r["coverage"] for r in data["rows"]}
+    keys = list(dict.fromkeys((r["shape"], r["method"]) for r in data["rows"]))
+    header = ["scenario effects", "method", *(f"{n} scenarios" for n in sizes)]
+    rows = [
+        [
+            shape,
+            f"**{method} (chosen)**" if method == data["chosen_label"] else method,
+            *(
+                f"{found[(shape, method, n)]:.1%}" if (shape, method, n) in found else None
+                for n in sizes
+            ),
+        ]
+        for shape, method in keys
+    ]
+    return header, rows
+
+
 def scalars(data: dict[str, Any]) -> Table:
     """Any other file: its top-level numbers and words, one per line."""
     rows = [[k, v] for k, v in data.items() if isinstance(v, int | float | str)]
@@ -141,6 +168,11 @@ SECTIONS: dict[str, tuple[str, str, Callable[[dict[str, Any]], Table]]] = {
             ]
         ),
     ),
+    "verdict_coverage": (
+        "Coverage of the verdict's 95% interval",
+        "benchmarks/verdict_coverage.py",
+        verdict_coverage,
+    ),
     "reliability": ("Faults, a kill and a resume", "benchmarks/reliability.py", scalars),
     "stats_scale": ("Leaderboard statistics at scale", "benchmarks/stats_scale.py", scalars),
     "model_loads": ("Model loads", "benchmarks/model_loads.py", scalars),
@@ -170,18 +202,33 @@ def page() -> str:
     return "\n".join(parts)
 
 
+def readme(current: str) -> str:
+    """The README with its generated block replaced by the table from the results."""
+    start, end = README_BLOCK
+    head, _, rest = current.partition(start)
+    _, _, tail = rest.partition(end)
+    data = json.loads((RESULTS / "verdict_coverage.json").read_text())
+    table = markdown(*verdict_coverage(data))
+    return f"{head}{start}\n{table}\n{end}{tail}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if the page is stale")
     args = parser.parse_args()
     text = page()
+    current = README.read_text()
+    block = readme(current)
     if args.check:
         if not PAGE.exists() or PAGE.read_text() != text:
             sys.exit(f"{PAGE.relative_to(ROOT)} is stale: run `make docs`")
+        if block != current:
+            sys.exit("README.md's verdict-coverage table is stale: run `make docs`")
         return
     PAGE.parent.mkdir(exist_ok=True)
     PAGE.write_text(text)
-    print(f"wrote {PAGE.relative_to(ROOT)}")
+    README.write_text(block)
+    print(f"wrote {PAGE.relative_to(ROOT)} and README.md's generated table")
 
 
 if __name__ == "__main__":

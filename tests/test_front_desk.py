@@ -118,3 +118,61 @@ def test_an_unchanged_rerun_is_acceptable(desk_runs: tuple[str, str]) -> None:
     first, second = desk_runs
     result = benchlib("compare", second, "--baseline", first)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_rows_are_ranked_on_the_reply_with_the_reading_as_its_own_column(
+    desk_runs: tuple[str, str],
+) -> None:
+    """rank_on defaults to the final step: the row counts one output per cell (not one per
+    step) and its interval and coverage are the replies'; the reading stays visible."""
+    from benchlib.evaluation.reports import current_leaderboard
+
+    (row,) = current_leaderboard(runs.get_run(desk_runs[0])).rows
+    cells = runs.run_cells(desk_runs[0])
+    assert row.ranked_steps == ["reply"]
+    assert row.n_outputs == len(cells) == 3
+    steps = {step.step: step for step in row.steps}
+    assert list(steps) == ["read", "reply"]
+    assert steps["reply"].ranked and not steps["read"].ranked
+    replies_not_run = sum(
+        1 for c in runs.run_candidates(desk_runs[0]) if c.step == "reply" and c.error
+    )
+    assert steps["reply"].not_run == replies_not_run
+    assert bool(steps["reply"].reasons) is bool(replies_not_run)
+
+
+def test_an_edited_prompt_is_not_accepted_until_the_edit_is_named(
+    desk_runs: tuple[str, str], tmp_path, llm_url: str
+) -> None:
+    """The change under test must be compared: with the reply prompt edited and no flag, the
+    verdict is not acceptable (exit 1) and says which flag would pair the edited cells."""
+    import json
+    import shutil
+
+    edited = tmp_path / "front-desk"
+    shutil.copytree(FRONT_DESK, edited)
+    version = edited / "versions" / "desk.yaml"
+    version.write_text(version.read_text().replace("friendly hotel receptionist", "hotel clerk"))
+    config = build_config(
+        {
+            "suite": str(edited),
+            "models": ["openai:smollm2"],
+            "openai_base_url": f"{llm_url}/v1",
+            "n_candidates": 1,
+            "temperature": 0.0,
+            "max_tokens": 120,
+            "judge": "skip",
+        }
+    )
+    changed = benchmark(**config.model_dump())["run_id"]
+    refused = benchlib("compare", changed, "--baseline", desk_runs[0], "--tolerance", "100")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "--allow-prompt-change" in " ".join(refused.stdout.split())
+    report = tmp_path / "verdict.json"
+    paired = benchlib(
+        "compare", changed, "--baseline", desk_runs[0], "--allow-prompt-change",
+        "--eval-report", str(report),
+    )  # fmt: skip
+    assert paired.returncode in (0, 1), paired.stderr  # a verdict, on every cell
+    summary = json.loads(report.read_text())["summary"]
+    assert (summary["pairs"], summary["uncompared"]) == (3, 0)

@@ -148,7 +148,7 @@ def test_pool_execution_through_the_stack(stack) -> None:
     flow_run_id = triggered.stdout.split("UUID: ")[1].split()[0]
     wait_state(env["PREFECT_API_URL"], flow_run_id, "COMPLETED")
     shown = subprocess.run(
-        [sys.executable, "-c", "import json, sys; from benchlib import runs; "
+        [sys.executable, "-c", "import json, sys; from benchlib.store import runs; "
          "run = runs.list_runs(limit=1)[0]; "
          "print(json.dumps([run.status, [c.worker for c in runs.run_cells(run.id)]]))"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
