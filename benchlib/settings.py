@@ -5,6 +5,7 @@ can each point the same code at a different home without reloading modules.
 """
 
 import os
+import shutil
 import socket
 from functools import lru_cache
 from pathlib import Path
@@ -65,6 +66,29 @@ def _created(path: Path) -> Path:
 
 def _home_is_a_file(path: Path) -> BenchlibError:
     return BenchlibError(f"{HOME_ENV}: {path} is a file: expected a folder")
+
+
+# A run records every answer, call, score and MLflow entry as it goes: below this much free
+# space where they are written, it is refused before it starts rather than failing half-way.
+MIN_FREE_BYTES = 64 * 2**20
+
+
+def check_free_space(minimum: int = MIN_FREE_BYTES) -> None:
+    """Refuse to start work on a nearly full disk: the home's file system (its nearest existing
+    folder: nothing is created to ask) and, for SQLite, the database file's."""
+    places = [home_path()]
+    database = os.environ.get(DATABASE_URL_ENV, "")
+    if database.startswith("sqlite") and database.partition("///")[2] not in ("", ":memory:"):
+        places.append(Path(database.partition("///")[2]))
+    for place in places:
+        existing = next((p for p in (place, *place.parents) if p.exists()), Path("/"))
+        free = shutil.disk_usage(existing).free
+        if free < minimum:
+            raise BenchlibError(
+                f"{place}: {free / 2**20:.1f} MiB free on its disk, less than the "
+                f"{minimum / 2**20:.0f} MiB a run needs to record its results; free some space "
+                f"or set {HOME_ENV} (and {DATABASE_URL_ENV}) elsewhere"
+            )
 
 
 def home_path() -> Path:

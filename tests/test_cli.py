@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -133,3 +134,30 @@ def test_commands_that_run_no_flow_import_neither_prefect_nor_mlflow(
     }
     assert "benchlib" in imported
     assert not imported & {"prefect", "mlflow"}, " ".join(args)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 1 MiB file system (tmpfs): a disk that is as good as full for a run."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True
+    )
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_run_on_a_nearly_full_disk_is_refused_before_it_writes(tiny_disk: Path) -> None:
+    home = tiny_disk / "home"
+    env = {k: v for k, v in os.environ.items() if k != "BENCHLIB_DATABASE_URL"}
+    env["BENCHLIB_HOME"] = str(home)
+    result = benchlib("run", "prompts/tips", "--judge", "skip", env=env)
+    assert result.returncode == 2, result.stderr
+    said = " ".join(result.stderr.split())
+    assert f"{home}:" in said and "MiB free on its disk" in said and "BENCHLIB_HOME" in said
+    assert list(tiny_disk.iterdir()) == []  # not even the home folder

@@ -21,6 +21,7 @@ from prefect.states import Scheduled
 
 from benchlib.errors import BenchlibError
 from benchlib.pipeline.orchestration import release_dead_lease
+from benchlib.settings import check_free_space
 from benchlib.store import runs
 from benchlib.store.records import FINISHED
 
@@ -53,6 +54,7 @@ def reschedule(run_id: str, force: bool = False) -> FlowRun:
     """Put the Prefect flow run of benchmark run `run_id` back to Scheduled, if its process is
     dead (or `force`); returns the flow run, for whoever runs it next (a worker picks up a
     deployment's run; a local run is run again by the caller)."""
+    check_free_space()
     run = runs.get_run(run_id)
     if run.status in FINISHED:
         raise BenchlibError(f"run {run.id} is {run.status}: nothing to resume")

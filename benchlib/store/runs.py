@@ -16,7 +16,7 @@ from benchlib.errors import BenchlibError, Conflict, NotFound
 from benchlib.evaluation.scorers import build_scorers
 from benchlib.generation.preflight import preflight_models
 from benchlib.pipeline import events
-from benchlib.settings import MLFLOW_TRACKING_URI_ENV, database_file
+from benchlib.settings import MLFLOW_TRACKING_URI_ENV, check_free_space, database_file
 from benchlib.spec import fixtures
 from benchlib.spec.grid import CellPlan, expand_grid, select_grid
 from benchlib.spec.suite import Suite, load_suite
@@ -91,6 +91,7 @@ def _taken(run_id: str) -> Conflict:
 def check_run(config: BenchmarkConfig, run_id: str) -> tuple[Suite, list[CellPlan]]:
     """Everything that can be wrong with a run before it starts; writes nothing. What can be
     checked without a model comes first: no server is started or called for a typo."""
+    check_free_space()
     if config.run_id:
         with session() as s:
             if s.get(Run, config.run_id) is not None:
