@@ -156,26 +156,20 @@ def _step_column(
     cands: list[Candidate],
     values: dict[int, dict[str, float]],
 ) -> StepColumn:
-    names = sorted({n for c in cands for n in values.get(stored_id(c), {})})
-    carried = [
-        values[stored_id(c)][metric] for c in cands if metric in values.get(stored_id(c), {})
-    ]
+    own = [values.get(stored_id(c), {}) for c in cands]
+    names = sorted({n for v in own for n in v})
+    carried = [v[metric] for v in own if metric in v]
     used = metric if carried else AUTO_COMPOSITE
     failed = [c.error for c in cands if c.error is not None]
     return StepColumn(
         step=step,
         ranked=ranked,
         metric=used,
-        mean=_mean(
-            [values[stored_id(c)][used] for c in cands if used in values.get(stored_id(c), {})]
-        ),
+        mean=_mean([v[used] for v in own if used in v]),
         outputs=len(cands),
         not_run=len(failed),
         reasons=list(dict.fromkeys(failed))[:3],
-        scores={
-            n: _mean([values[stored_id(c)][n] for c in cands if n in values.get(stored_id(c), {})])
-            for n in names
-        },
+        scores={n: _mean([v[n] for v in own if n in v]) for n in names},
     )
 
 
