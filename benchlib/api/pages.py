@@ -1,7 +1,7 @@
 """The pages a person opens in a browser: login, runs, a run's judge page and leaderboard."""
 
 from importlib.resources import files
-from typing import Annotated
+from typing import Annotated, TypedDict
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
@@ -38,7 +38,15 @@ SWAGGER_FILES = {
     "swagger-ui.css": "text/css",
     "favicon.png": "image/png",
 }
-SWAGGER_URLS = {
+
+
+class SwaggerUrls(TypedDict):
+    swagger_js_url: str
+    swagger_css_url: str
+    swagger_favicon_url: str
+
+
+SWAGGER_URLS: SwaggerUrls = {
     "swagger_js_url": "/docs/assets/swagger-ui-bundle.js",
     "swagger_css_url": "/docs/assets/swagger-ui.css",
     "swagger_favicon_url": "/docs/assets/favicon.png",

@@ -216,14 +216,18 @@ def get_run(run_id: RunId, settings: Settings) -> RunDetail:
 
 def _unrecorded(settings: ApiSettings, run_id: str, flow_run: FlowRun) -> RunDetail:
     state = flow_run.state
-    failed = state is not None and state.is_final()
+    error = (
+        f"flow run {state.name}: {state.message}"
+        if state is not None and state.is_final()
+        else None
+    )
     parameters = flow_run.parameters
     return RunDetail(
         id=run_id,
         experiment=parameters.get("experiment", ""),
         suite=parameters.get("suite", ""),
-        status=RunStatus.failed if failed else RunStatus.pending,
-        error=f"flow run {state.name}: {state.message}" if failed else None,
+        status=RunStatus.failed if error is not None else RunStatus.pending,
+        error=error,
         # Deployment parameters may be comma-separated strings: read them as the flow does.
         models=comma_list(parameters.get("models", [])),
         prompts=comma_list(parameters.get("prompts", [])),

@@ -75,6 +75,7 @@ def judge_export(
 ) -> None:
     """Write the rubric and the blind items (or pairs) to a file a person fills in."""
     run = runs.get_run(run_id)
+    judge_file: judging.JudgeFile | pairwise.PairsFile
     if pairwise.is_pairwise(run):
         judge_file = pairwise.export_file(run, judge)
     else:

@@ -33,7 +33,7 @@ from benchlib.generation.providers import AttemptBudget, CallRecord, ChatRequest
 from benchlib.spec.hashing import content_hash
 from benchlib.spec.rubric import Rubric
 from benchlib.store.db import session
-from benchlib.store.records import Cell, Judgement, LLMCall, Run
+from benchlib.store.records import Cell, Judgement, LLMCall, Run, stored_id
 from benchlib.store.runs import get_run, run_candidates, run_cells
 
 PROMPT_VERSION = "judge-v1"
@@ -388,7 +388,7 @@ def calibration(run_id: str) -> Agreement:
 
 def _scenario_of_candidates(run_id: str) -> dict[int, str]:
     cells = {cell.id: cell.scenario_id for cell in run_cells(run_id)}
-    return {c.id: cells[c.cell_id] for c in run_candidates(run_id)}
+    return {stored_id(c): cells[c.cell_id] for c in run_candidates(run_id)}
 
 
 def _criterion_agreement(

@@ -283,7 +283,7 @@ def apply_judgements(run_id: str, judge: str, scored: list[Scored], source: str)
     run = get_run(run_id)
     rubric = rubric_of(run)
     accepted = validate(run, judge, scored, source)
-    counts = defaultdict(int)
+    counts: defaultdict[str, int] = defaultdict(int)
     with session() as s:
         existing = {
             j.candidate_id: j
@@ -293,6 +293,7 @@ def apply_judgements(run_id: str, judge: str, scored: list[Scored], source: str)
         }
         for item, entry in accepted:
             previous = existing.get(item.candidate_id)
+            scores: dict[str, float] = dict(entry.scores)  # levels, stored as the numbers scored
             if previous is None:
                 s.add(
                     Judgement(
@@ -301,13 +302,13 @@ def apply_judgements(run_id: str, judge: str, scored: list[Scored], source: str)
                         judge=judge,
                         rubric_version=rubric.version,
                         rubric_hash=rubric.hash,
-                        scores=entry.scores,
+                        scores=scores,
                         comment=entry.comment,
                     )
                 )
                 counts["added"] += 1
-            elif previous.scores != entry.scores or previous.comment != entry.comment:
-                previous.scores, previous.comment = entry.scores, entry.comment
+            elif previous.scores != scores or previous.comment != entry.comment:
+                previous.scores, previous.comment = scores, entry.comment
                 s.add(previous)
                 counts["updated"] += 1
             else:

@@ -22,7 +22,7 @@ from benchlib.evaluation.ranking import FINAL, describe, ranked_steps
 from benchlib.evaluation.scoring import AUTO_COMPOSITE, COMPOSITE
 from benchlib.evaluation.stats import CONFIDENCE, N_RESAMPLES, bootstrap_mean, krippendorff_alpha
 from benchlib.spec.rubric import Rubric
-from benchlib.store.records import Candidate, Cell, CellStatus, Judgement, Score
+from benchlib.store.records import Candidate, Cell, CellStatus, Judgement, Score, stored_id
 
 # A bootstrap over one scenario resamples one value: a zero-width interval that looks certain.
 MIN_SCENARIOS = 2
@@ -156,21 +156,20 @@ def _step_column(
     cands: list[Candidate],
     values: dict[int, dict[str, float]],
 ) -> StepColumn:
-    names = sorted({n for c in cands for n in values.get(c.id, {})})
-    carried = [values[c.id][metric] for c in cands if metric in values.get(c.id, {})]
+    own = [values.get(stored_id(c), {}) for c in cands]
+    names = sorted({n for v in own for n in v})
+    carried = [v[metric] for v in own if metric in v]
     used = metric if carried else AUTO_COMPOSITE
     failed = [c.error for c in cands if c.error is not None]
     return StepColumn(
         step=step,
         ranked=ranked,
         metric=used,
-        mean=_mean([values[c.id][used] for c in cands if used in values.get(c.id, {})]),
+        mean=_mean([v[used] for v in own if used in v]),
         outputs=len(cands),
         not_run=len(failed),
         reasons=list(dict.fromkeys(failed))[:3],
-        scores={
-            n: _mean([values[c.id][n] for c in cands if n in values.get(c.id, {})]) for n in names
-        },
+        scores={n: _mean([v[n] for v in own if n in v]) for n in names},
     )
 
 
@@ -226,7 +225,7 @@ def build_leaderboard(
         answer_values = [
             {
                 n: v
-                for n, v in values.get(c.id, {}).items()
+                for n, v in values.get(stored_id(c), {}).items()
                 if not (c.id in alone and n in COMPARES_ATTEMPTS)
             }
             for c in answers

@@ -79,7 +79,7 @@ def publish_leaderboard(run_id: str) -> Leaderboard:
         finish["artifacts"]["report.html"] = render_html(run, board)
         finish["status"] = "FINISHED"
     with session() as s:
-        s.get(Run, run.id).leaderboard = data
+        s.get_one(Run, run.id).leaderboard = data
         tracking_outbox.enqueue(s, run.id, "update", finish)
     return board
 
@@ -281,7 +281,7 @@ def publish_verdict(report: EvalReport) -> None:
     """Store the eval report on the run and on its MLflow run."""
     data = report.model_dump(mode="json")
     with session() as s:
-        s.get(Run, report.run).eval_report = data
+        s.get_one(Run, report.run).eval_report = data
         tracking_outbox.enqueue(s, report.run, "update", {"artifacts": {"eval_report.json": data}})
 
 

@@ -239,7 +239,7 @@ def _tool_checks(calls: Any, allowed_tools: dict[str, list[str]]) -> tuple[list[
     for call in calls if isinstance(calls, list) else []:
         name = call.get("name") if isinstance(call, dict) else None
         args = set((call.get("arguments") or {}) if isinstance(call, dict) else {})
-        allowed = allowed_tools.get(name)
+        allowed = allowed_tools.get(name) if isinstance(name, str) else None
         if allowed is None:
             failed.append(f"tool {name!r} is not allowed (call {shown(call, SHOWN)})")
         elif extra := sorted(args - set(allowed)):

@@ -7,14 +7,14 @@ judges; every composite row stores the formula and the rubric version it was com
 
 from collections import defaultdict
 
-from sqlmodel import delete, select
+from sqlmodel import col, delete, select
 
 from benchlib.evaluation import judging
 from benchlib.evaluation.scorers import VERSION, ScoreFn, ScoreInput, ScoreValue, build_scorers
 from benchlib.spec.rubric import Rubric
 from benchlib.spec.suite import Suite, load_suite
 from benchlib.store.db import session
-from benchlib.store.records import Candidate, Cell, Judgement, Run, Score, utcnow
+from benchlib.store.records import Candidate, Cell, Judgement, Run, Score, stored_id, utcnow
 from benchlib.store.runs import get_run, run_candidates, run_cells
 from benchlib.tracking import outbox as tracking_outbox
 
@@ -23,14 +23,24 @@ MODEL_JUDGE_PREFIX = "model:"
 COMPOSITE = "composite"
 
 
-def _score(candidate: Candidate, name: str, value: float, **fields: str) -> Score:
+def _score(
+    candidate: Candidate,
+    name: str,
+    value: float,
+    *,
+    version: str,
+    explanation: str = "",
+    formula: str | None = None,
+) -> Score:
     return Score(
         run_id=candidate.run_id,
         cell_id=candidate.cell_id,
-        candidate_id=candidate.id,
+        candidate_id=stored_id(candidate),
         name=name,
         value=value,
-        **fields,
+        explanation=explanation,
+        version=version,
+        formula=formula,
     )
 
 
@@ -115,7 +125,7 @@ def _judged_rows(
     objective scores) and those."""
     rubric_version = f"{rubric.version}@{rubric.hash}"
     rows = []
-    for name, (mean, judges) in human.get(candidate.id, {}).items():
+    for name, (mean, judges) in human.get(stored_id(candidate), {}).items():
         values[name] = mean
         why = f"mean of {judges} judge(s)"
         rows.append(_score(candidate, name, mean, explanation=why, version=rubric_version))
@@ -139,11 +149,11 @@ def rescore_judgements(run_id: str) -> int:
         rows = [
             row
             for candidate in candidates
-            for row in _judged_rows(rubric, candidate, values[candidate.id], human)
+            for row in _judged_rows(rubric, candidate, values[stored_id(candidate)], human)
         ]
-        s.exec(delete(Score).where(Score.run_id == run.id, Score.version != VERSION))
+        s.exec(delete(Score).where(col(Score.run_id) == run.id, col(Score.version) != VERSION))
         s.add_all(rows)
-        s.get(Run, run.id).scored_at = utcnow()
+        s.get_one(Run, run.id).scored_at = utcnow()
         tracking_outbox.enqueue(s, run.id, "cell", {})
     return len(rows)
 
@@ -167,10 +177,10 @@ def score_run(run_id: str) -> int:
         for cell in cells
     }
     with session() as s:
-        s.exec(delete(Score).where(Score.run_id == run.id))
+        s.exec(delete(Score).where(col(Score.run_id) == run.id))
         for rows in scores_by_cell.values():
             s.add_all(rows)
-        s.get(Run, run.id).scored_at = utcnow()
+        s.get_one(Run, run.id).scored_at = utcnow()
         tracking_outbox.enqueue(s, run.id, "cell", {})  # the cells table shows the scores
         if run.config.get("mlflow_traces", "final") != "off":
             tracking_outbox.enqueue(s, run.id, "traces", {})  # every trace, its scores with it

@@ -230,7 +230,7 @@ def _pair(key: tuple[str, str, str], base: CellFacts, now: CellFacts) -> PairRes
     broken = bool(broken_checks)
     if broken:
         score = 0.0
-    elif delta is None:
+    elif delta is None or metric is None:
         score = None
     else:
         reference = abs(base.quality[metric])
@@ -369,19 +369,19 @@ def _verdict(
         GroupInterval(model=model, prompt=prompt, **delta_interval(members, seed).model_dump())
         for (model, prompt), members in sorted(by_group.items())
     ]
-    scores = [p.score for p in pairs]
-    aggregate = None if any(s is None for s in scores) else min(scores)
+    scores = [p.score for p in pairs if p.score is not None]
+    aggregate = min(scores) if len(scores) == len(pairs) else None
     broken = sum(p.broken for p in pairs)
     uncompared = [nc for nc in not_comparable if nc.in_run]
     reasons = _reasons(options, overall, aggregate, broken, uncompared)
-    known = [p for p in pairs if not p.broken and p.quality_delta is not None]
+    deltas = [p.quality_delta for p in pairs if not p.broken and p.quality_delta is not None]
     worst = sorted(pairs, key=lambda p: (not p.broken, p.score if p.score is not None else 0.0))
     summary = Summary(
         pairs=len(pairs),
-        improved=sum(p.quality_delta > 1e-9 for p in known),
-        regressed=sum(p.quality_delta < -1e-9 for p in known),
+        improved=sum(d > 1e-9 for d in deltas),
+        regressed=sum(d < -1e-9 for d in deltas),
         broken=broken,
-        unchanged=sum(abs(p.quality_delta) <= 1e-9 for p in known),
+        unchanged=sum(abs(d) <= 1e-9 for d in deltas),
         unknown=sum(p.quality_delta is None and not p.broken for p in pairs),
         not_comparable=len(not_comparable),
         uncompared=len(uncompared),

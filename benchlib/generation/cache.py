@@ -12,7 +12,7 @@ It lives in the benchlib database.
 import hashlib
 
 from sqlalchemy import func
-from sqlmodel import delete, select
+from sqlmodel import col, delete, select
 
 from benchlib.generation.providers import ChatRequest, ChatResult
 from benchlib.spec.hashing import canonical_json
@@ -58,7 +58,7 @@ def clear(model: str | None = None) -> int:
     with session() as s:
         query = delete(CachedResponse)
         if model:
-            query = query.where(CachedResponse.model == model)
+            query = query.where(col(CachedResponse.model) == model)
         return s.exec(query).rowcount
 
 

@@ -159,7 +159,7 @@ def _run_chain(
 def recorded_outcome(cell_id: str) -> CellOutcome | None:
     """The outcome of a cell already recorded (its one transaction committed), else None."""
     with session() as s:
-        row = s.get(Cell, cell_id)
+        row = s.get_one(Cell, cell_id)
         if row.status == CellStatus.pending:
             return None
         n = s.exec(select(func.count()).where(Candidate.cell_id == cell_id)).one()
@@ -206,7 +206,7 @@ def _collect(provider: Provider | None, plan: RunContext, cell: CellPlan) -> Cel
     status = CellStatus.failed if error else CellStatus.completed
 
     with session() as s:
-        row = s.get(Cell, cell.id)
+        row = s.get_one(Cell, cell.id)
         row.status, row.error, row.model_load_s = status, error, load_s
         row.started_at, row.finished_at = started_at, utcnow()
         row.worker = worker_identity()

@@ -18,7 +18,7 @@ from benchlib.store.records import Fixture, utcnow
 def _versions(suite: str, scenario_id: str) -> list[Fixture]:
     with session() as s:
         query = select(Fixture).where(Fixture.suite == suite, Fixture.scenario_id == scenario_id)
-        return list(s.exec(query.order_by(Fixture.version)))
+        return list(s.exec(query.order_by(col(Fixture.version))))
 
 
 def _add_version(suite: str, scenario_id: str, vars: dict) -> Fixture:
@@ -93,7 +93,11 @@ def list_fixtures(
         query = select(Fixture).where(col(Fixture.deleted_at).is_(None))
         if suite is not None:
             query = query.where(Fixture.suite == suite)
-        rows = list(s.exec(query.order_by(Fixture.suite, Fixture.scenario_id, Fixture.version)))
+        rows = list(
+            s.exec(
+                query.order_by(col(Fixture.suite), col(Fixture.scenario_id), col(Fixture.version))
+            )
+        )
     if version is not None:
         return [f for f in rows if f.version == version]
     if history:

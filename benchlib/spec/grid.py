@@ -112,7 +112,7 @@ def expand_grid(
 ) -> list[CellPlan]:
     versions, scenarios = select_grid(config, suite)
     rubric_hash = suite.rubric.hash  # hashes are computed, not stored: once each, not per cell
-    cells = []
+    cells: list[CellPlan] = []
     for model in config.models:
         for version in versions:
             prompt_hash = suite.version_hash(version)

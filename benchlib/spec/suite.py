@@ -38,7 +38,7 @@ from benchlib.evaluation.ranking import ALL, FINAL
 from benchlib.spec.hashing import content_hash, scenario_content, scenario_hash
 from benchlib.spec.integrity import check_integrity
 from benchlib.spec.rubric import Rubric
-from benchlib.spec.yamldoc import YamlDoc, read_yaml
+from benchlib.spec.yamldoc import Loc, YamlDoc, read_yaml
 
 # Longest string or list a template may build with `*`: `{{ 'x' * 10**9 }}` would take the
 # worker's memory.
@@ -266,7 +266,7 @@ class PromptVersion(BaseModel):
     @model_validator(mode="after")
     def _steps_read_only_earlier_steps(self) -> "PromptVersion":
         seen: list[str] = []
-        problems = []
+        problems: list[tuple[Loc, str, Any]] = []
         for index, step in enumerate(self.steps):
             if step.name in seen:
                 problems.append(
@@ -453,7 +453,7 @@ def check_scenario_id(value: Any, where: str) -> str:
 
 
 def _matrix_item(doc: YamlDoc, axis: str, index: int, item: Any) -> tuple[str, dict[str, Any]]:
-    loc = ["matrix", axis, index]
+    loc: list[str | int] = ["matrix", axis, index]
     where = f"{doc.where(loc)}: matrix.{axis}.{index}"
     if isinstance(item, dict):
         if "id" not in item:
@@ -567,7 +567,7 @@ def _check_policies(suite: Suite, doc: YamlDoc) -> None:
     for index, policy in enumerate(suite.spec.policies):
         for at, name in enumerate(policy.steps):
             if name not in steps:
-                loc = ["policies", index, "steps", at]
+                loc: list[str | int] = ["policies", index, "steps", at]
                 problems.append(
                     f"{doc.where(loc)}: policies.{index}.steps.{at}: no prompt version has a "
                     f"step {name!r} (steps: {sorted(steps)}){did_you_mean(name, sorted(steps))}"

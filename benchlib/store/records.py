@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import JSON, Column, Enum, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
@@ -32,6 +32,18 @@ class CellStatus(StrEnum):
     failed = "failed"
 
 
+class _Numbered(Protocol):
+    id: int | None
+
+
+def stored_id(row: _Numbered) -> int:
+    """A row's database id: the column is optional only so a new row can be built before the
+    database numbers it, so every row read back or flushed has one."""
+    if row.id is None:
+        raise ValueError(f"{type(row).__name__} has no id: it was never flushed")
+    return row.id
+
+
 def status_type(statuses: type[StrEnum]) -> Enum:
     """Statuses as plain text (no PostgreSQL ENUM type): a new status needs no migration."""
     return Enum(statuses, native_enum=False, length=32)
@@ -50,7 +62,7 @@ class Run(SQLModel, table=True):
         sa_column_kwargs={"server_default": "final"},
         description="The suite's rank_on as planned: which step's outputs rows are ranked on.",
     )
-    status: RunStatus = Field(RunStatus.pending, sa_type=status_type(RunStatus))
+    status: RunStatus = Field(default=RunStatus.pending, sa_type=status_type(RunStatus))
     error: str | None = None
     n_cells: int = 0
     flow_run_id: str | None = None
@@ -84,13 +96,14 @@ class Cell(SQLModel, table=True):
     identity: str = Field(index=True, description="Hash of everything above but the run.")
     scenario_vars: dict[str, Any] = Field(sa_column=Column(JSON))
     steps: list[str] = Field(sa_column=Column(JSON), description="Step names, in chain order.")
-    status: CellStatus = Field(CellStatus.pending, sa_type=status_type(CellStatus))
+    status: CellStatus = Field(default=CellStatus.pending, sa_type=status_type(CellStatus))
     error: str | None = None
     model_load_s: float = 0.0
     started_at: datetime | None = None
     finished_at: datetime | None = None
     worker: str | None = Field(
-        None, description="name@host:pid of the process that generated it (pool runs span hosts)."
+        default=None,
+        description="name@host:pid of the process that generated it (pool runs span hosts).",
     )
 
 
@@ -108,8 +121,10 @@ class Candidate(SQLModel, table=True):
     step_index: int = 0
     seed: int
     messages: list[dict[str, Any]] = Field(sa_column=Column(JSON))
-    error: str | None = Field(None, description="Why this step produced no output.")
-    cached: bool = Field(False, description="Answered from the response cache, no provider call.")
+    error: str | None = Field(default=None, description="Why this step produced no output.")
+    cached: bool = Field(
+        default=False, description="Answered from the response cache, no provider call."
+    )
     text: str
     parsed: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     parse_error: str | None = None
@@ -149,7 +164,9 @@ class Score(SQLModel, table=True):
     value: float
     explanation: str = ""
     version: str = Field(description="scoring-v1 for scorers; rubric version@hash for composites.")
-    formula: str | None = Field(None, description="For composites: the weighted sum evaluated.")
+    formula: str | None = Field(
+        default=None, description="For composites: the weighted sum evaluated."
+    )
 
 
 class Judgement(SQLModel, table=True):
@@ -228,7 +245,7 @@ class MlflowPending(SQLModel, table=True):
     attempts: int = 0
     last_error: str | None = None
     set_aside_at: datetime | None = Field(
-        None, description="When MLflow refused it for good: no longer pushed until retried."
+        default=None, description="When MLflow refused it for good: no longer pushed until retried."
     )
     created_at: datetime = Field(default_factory=utcnow)
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import func
+from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, delete, select
 
@@ -122,7 +123,7 @@ def release_run_id(run_id: str) -> None:
     """Drop the claim once the run's flow has ended: the run's own row keeps the id taken if it
     was recorded, and a run that failed before that leaves the id free to use again."""
     with session() as s:
-        s.exec(delete(RunClaim).where(RunClaim.run_id == run_id))
+        s.exec(delete(RunClaim).where(col(RunClaim.run_id) == run_id))
 
 
 def plan_run(config: BenchmarkConfig, flow_run_id: str | None = None) -> RunPlan:
@@ -221,7 +222,7 @@ def set_status(run_id: str, status: RunStatus, error: str | None = None) -> None
     """The run's status, in the record and (through the outbox) as its MLflow runs' `status`
     tag; a finished run's report is rendered now, with its final status."""
     with session() as s:
-        run = s.get(Run, run_id)
+        run = s.get_one(Run, run_id)
         run.status = status
         run.error = error
         if status == RunStatus.running and run.started_at is None:
@@ -329,12 +330,13 @@ class ExperimentSummary(BaseModel):
 
 def experiment_summaries() -> list[ExperimentSummary]:
     """Every experiment with its number of runs and its latest run, most recent first: one
-    query, whatever the number of experiments."""
-    ranked = select(
-        Run.experiment,
-        Run.id,
-        Run.status,
-        Run.created_at,
+    query, whatever the number of experiments. The ranking is a Core subquery: sqlmodel's
+    select() is typed for at most four columns."""
+    ranked = core_select(
+        col(Run.experiment),
+        col(Run.id),
+        col(Run.status),
+        col(Run.created_at),
         func.count().over(partition_by=Run.experiment).label("runs"),
         func.row_number()
         .over(partition_by=Run.experiment, order_by=col(Run.created_at).desc())
@@ -364,7 +366,7 @@ def cells_done(run_id: str) -> int:
 
 def run_cells(run_id: str) -> list[Cell]:
     with session() as s:
-        return list(s.exec(select(Cell).where(Cell.run_id == run_id).order_by(Cell.index)))
+        return list(s.exec(select(Cell).where(Cell.run_id == run_id).order_by(col(Cell.index))))
 
 
 def model_loads(run_id: str) -> tuple[int, float]:
@@ -390,7 +392,7 @@ def pending_cells(cells: list[CellPlan]) -> list[CellPlan]:
 def run_candidates(run_id: str) -> list[Candidate]:
     with session() as s:
         query = select(Candidate).where(Candidate.run_id == run_id)
-        return list(s.exec(query.order_by(Candidate.cell_id, Candidate.index)))
+        return list(s.exec(query.order_by(col(Candidate.cell_id), col(Candidate.index))))
 
 
 def cell_page(

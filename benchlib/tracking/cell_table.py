@@ -8,7 +8,7 @@ of CPU in its own store (~40 ms through a server), more than a cell costs benchl
 
 from collections import defaultdict
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlmodel import col, func, select
 
@@ -35,41 +35,73 @@ COLUMNS = [
 ]
 
 
+class _CellRow(NamedTuple):
+    id: str
+    model: str
+    prompt_version: str
+    scenario_id: str
+    status: CellStatus
+    error: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    model_load_s: float
+    steps: list[str]
+
+
+class _CandidateRow(NamedTuple):
+    id: int
+    cell_id: str
+    step: str
+    error: str | None
+    cached: bool
+    text: str
+    latency_s: float
+    prompt_tokens: int
+    completion_tokens: int
+
+
 def cell_table(run_id: str) -> dict[str, Any]:
     """{"columns": [...], "data": [[...], ...]}: the fixed columns, then one per score name
     (a cell's mean; for chains also per step, `moderator.schema_validity`)."""
     with session() as s:
-        cells = s.exec(
-            select(
-                Cell.id,
-                Cell.model,
-                Cell.prompt_version,
-                Cell.scenario_id,
-                Cell.status,
-                Cell.error,
-                Cell.started_at,
-                Cell.finished_at,
-                Cell.model_load_s,
-                Cell.steps,
+        # sqlmodel's select() is typed for at most four columns; SQLAlchemy takes any number.
+        cells = [
+            _CellRow._make(row)
+            for row in s.exec(
+                select(  # type: ignore[call-overload]
+                    Cell.id,
+                    Cell.model,
+                    Cell.prompt_version,
+                    Cell.scenario_id,
+                    Cell.status,
+                    Cell.error,
+                    Cell.started_at,
+                    Cell.finished_at,
+                    Cell.model_load_s,
+                    Cell.steps,
+                )
+                .where(Cell.run_id == run_id, Cell.status != CellStatus.pending)
+                .order_by(Cell.index)
             )
-            .where(Cell.run_id == run_id, Cell.status != CellStatus.pending)
-            .order_by(Cell.index)
-        ).all()
-        candidates = s.exec(
-            select(
-                Candidate.id,
-                Candidate.cell_id,
-                Candidate.step,
-                Candidate.error,
-                Candidate.cached,
-                Candidate.text,
-                Candidate.latency_s,
-                Candidate.prompt_tokens,
-                Candidate.completion_tokens,
+        ]
+        candidates = [
+            _CandidateRow._make(row)
+            for row in s.exec(
+                select(  # type: ignore[call-overload]
+                    Candidate.id,
+                    Candidate.cell_id,
+                    Candidate.step,
+                    Candidate.error,
+                    Candidate.cached,
+                    Candidate.text,
+                    Candidate.latency_s,
+                    Candidate.prompt_tokens,
+                    Candidate.completion_tokens,
+                )
+                .where(Candidate.run_id == run_id)
+                .order_by(Candidate.cell_id, Candidate.index)
             )
-            .where(Candidate.run_id == run_id)
-            .order_by(Candidate.cell_id, Candidate.index)
-        ).all()
+        ]
         scores = s.exec(
             select(Score.cell_id, Score.candidate_id, Score.name, Score.value).where(
                 Score.run_id == run_id
@@ -83,7 +115,7 @@ def cell_table(run_id: str) -> dict[str, Any]:
                 .group_by(col(LLMCall.cell_id))
             ).all()
         )
-    by_cell = defaultdict(list)
+    by_cell: dict[str, list[_CandidateRow]] = defaultdict(list)
     step_of: dict[int, str] = {}
     for candidate in candidates:
         by_cell[candidate.cell_id].append(candidate)

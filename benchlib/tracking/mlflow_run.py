@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities.model_registry import PromptVersion
 from mlflow.exceptions import MlflowException
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.tracing.constant import TraceTagKey
@@ -210,7 +211,7 @@ def register_prompts(uri: str, experiment: str, run_id: str, prompts: list[dict]
     the registry's versions then mean changes of the text."""
     mlflow = client(uri)
     children = group_runs(uri, experiment, run_id)
-    linked = []
+    linked: list[tuple[str, PromptVersion]] = []
     for prompt in prompts:
         for step in prompt["steps"]:
             name = prompt_name(prompt["suite"], prompt["version"], step["name"], prompt["steps"])
@@ -246,7 +247,7 @@ def prompt_name(suite: str, version: str, step: str, steps: list[dict]) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", raw)
 
 
-def _registered(uri: str, name: str, prompt_hash: str):
+def _registered(uri: str, name: str, prompt_hash: str) -> PromptVersion | None:
     """The registered version of `name` carrying this hash, or None."""
     mlflow = client(uri)
     try:

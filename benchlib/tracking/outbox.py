@@ -47,7 +47,7 @@ from tenacity import (
 
 from benchlib.settings import database_url, home, tracking_uri
 from benchlib.store.db import session
-from benchlib.store.records import MlflowPending, Run, utcnow
+from benchlib.store.records import MlflowPending, Run, stored_id, utcnow
 from benchlib.tracking.cell_table import cell_table
 
 BATCH = 200
@@ -190,7 +190,7 @@ def _want_traces(batch: _Batch, run_id: str, entry: MlflowPending, cells: Any) -
         cells = [entry.cell_id] if entry.cell_id else None
     known = batch.traces.get(run_id, set())
     batch.traces[run_id] = None if cells is None or known is None else known | set(cells)
-    batch.traces_for[run_id].append(entry.id)
+    batch.traces_for[run_id].append(stored_id(entry))
 
 
 def _write_artifacts(uri: str, mlflow_id: str, artifacts: dict[str, Any], batch: _Batch) -> None:
@@ -249,7 +249,7 @@ def _drain_batch(run_id: str | None, skip: set[int]) -> int:
             )
             if run_id is not None:
                 query = query.where(MlflowPending.run_id == run_id)
-            entries = list(s.exec(query.order_by(MlflowPending.id).limit(BATCH)))
+            entries = list(s.exec(query.order_by(col(MlflowPending.id)).limit(BATCH)))
             for entry in entries:
                 entry.attempts += 1
             runs = {r.id: r for r in s.exec(select(Run).where(col(Run.id).in_(_run_ids(entries))))}
@@ -261,16 +261,16 @@ def _drain_batch(run_id: str | None, skip: set[int]) -> int:
                     _push(entry, runs[entry.run_id], batch)
                 except ArtifactsRefused as exc:
                     _refused_artifacts(entry, batch, str(exc))
-                    skip.add(entry.id)
+                    skip.add(stored_id(entry))
                     continue
                 except Exception as exc:
-                    batch.errors[entry.id] = f"{type(exc).__name__}: {exc}"[:2000]
+                    batch.errors[stored_id(entry)] = f"{type(exc).__name__}: {exc}"[:2000]
                     uri = tracking_uri(runs[entry.run_id].config.get("mlflow_url", ""))
                     if not _reachable(uri):
                         raise MlflowUnavailable(f"MLflow at {uri} is unreachable") from exc
-                    skip.add(entry.id)  # refused by a live server: leave it, push the rest
+                    skip.add(stored_id(entry))  # refused by a live server: leave it, push the rest
                     continue
-                batch.done.append(entry.id)
+                batch.done.append(stored_id(entry))
             _write_traces(runs, batch)
         except MlflowUnavailable:
             outage = True
@@ -288,13 +288,14 @@ def _drain_batch(run_id: str | None, skip: set[int]) -> int:
 def _refused_artifacts(entry: MlflowPending, batch: _Batch, error: str) -> None:
     """What the tracking server took is done; the artifacts wait, set aside, for a store that
     takes them (`benchlib sync --retry-set-aside`)."""
-    batch.errors[entry.id] = error[:2000]
+    entry_id = stored_id(entry)
+    batch.errors[entry_id] = error[:2000]
     if entry.kind == "run":
-        batch.set_aside[entry.id] = {"artifacts": {"rubric.json": entry.payload["rubric"]}}
+        batch.set_aside[entry_id] = {"artifacts": {"rubric.json": entry.payload["rubric"]}}
     elif entry.kind == "update":
-        batch.set_aside[entry.id] = {"artifacts": entry.payload.get("artifacts", {})}
+        batch.set_aside[entry_id] = {"artifacts": entry.payload.get("artifacts", {})}
     else:
-        batch.set_aside[entry.id] = None  # a cell: its retry rewrites the table (and traces)
+        batch.set_aside[entry_id] = None  # a cell: its retry rewrites the table (and traces)
     if error not in _reported:
         _reported.add(error)
         log.warning("MLflow: %s; artifacts are set aside, everything else goes on", error)
@@ -314,14 +315,14 @@ def _record(batch: _Batch) -> None:
         if batch.done:
             s.exec(delete(MlflowPending).where(col(MlflowPending.id).in_(batch.done)))
         for entry_id, error in batch.errors.items():
-            s.get(MlflowPending, entry_id).last_error = error
+            s.get_one(MlflowPending, entry_id).last_error = error
         for entry_id, left in batch.set_aside.items():
-            entry = s.get(MlflowPending, entry_id)
+            entry = s.get_one(MlflowPending, entry_id)
             entry.set_aside_at = utcnow()
             if left is not None:
                 entry.kind, entry.payload = "update", left
         for run_id, mlflow_id in batch.parents.items():
-            s.get(Run, run_id).mlflow_run_id = mlflow_id
+            s.get_one(Run, run_id).mlflow_run_id = mlflow_id
 
 
 class SetAside(BaseModel):
@@ -346,7 +347,7 @@ def set_aside(run_id: str | None = None) -> list[SetAside]:
                 error=e.last_error or "",
                 set_aside_at=e.set_aside_at,
             )
-            for e in s.exec(query.order_by(MlflowPending.id))
+            for e in s.exec(query.order_by(col(MlflowPending.id)))
         ]
 
 

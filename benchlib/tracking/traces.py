@@ -34,7 +34,16 @@ from sqlmodel import col, select
 
 from benchlib.evaluation.scoring import AUTO_COMPOSITE, COMPOSITE
 from benchlib.store.db import session
-from benchlib.store.records import Candidate, Cell, CellStatus, Judgement, LLMCall, Run, Score
+from benchlib.store.records import (
+    Candidate,
+    Cell,
+    CellStatus,
+    Judgement,
+    LLMCall,
+    Run,
+    Score,
+    stored_id,
+)
 from benchlib.tracking.outbox import group_name
 
 LINKS_PER_CALL = 100  # MLflow links at most this many traces to a run per request
@@ -115,20 +124,20 @@ def build(
         cells_query = select(Cell).where(Cell.run_id == run.id, Cell.status != CellStatus.pending)
         if cell_ids is not None:
             cells_query = cells_query.where(col(Cell.id).in_(list(cell_ids)))
-        cells = list(s.exec(cells_query.order_by(Cell.index)))
+        cells = list(s.exec(cells_query.order_by(col(Cell.index))))
         wanted = [cell.id for cell in cells]
         candidates = list(
             s.exec(
                 select(Candidate)
                 .where(col(Candidate.cell_id).in_(wanted))
-                .order_by(Candidate.cell_id, Candidate.index, Candidate.step_index)
+                .order_by(col(Candidate.cell_id), col(Candidate.index), col(Candidate.step_index))
             )
         )
         calls = list(
             s.exec(
                 select(LLMCall)
                 .where(col(LLMCall.cell_id).in_(wanted))
-                .order_by(LLMCall.cell_id, LLMCall.attempt)
+                .order_by(col(LLMCall.cell_id), col(LLMCall.attempt))
             )
         )
         ids = [c.id for c in candidates]
@@ -160,7 +169,7 @@ def build(
             final = steps[-1]
             info.assessments = [
                 *_code_feedback(builder.trace_id, steps, scores_of),
-                *_human_feedback(builder.trace_id, judged[final.id]),
+                *_human_feedback(builder.trace_id, judged[stored_id(final)]),
             ]
             traces.infos.append(info)
             traces.spans.extend(builder.spans)
@@ -295,7 +304,7 @@ def _code_feedback(
     final = steps[-1]
     result = []
     for step in steps:
-        for score in scores_of[step.id]:
+        for score in scores_of[stored_id(step)]:
             name = score.name if step is final else f"{step.step}.{score.name}"
             why = score.explanation
             if score.name in (COMPOSITE, AUTO_COMPOSITE) and score.formula:

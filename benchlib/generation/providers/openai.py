@@ -73,9 +73,9 @@ class OpenAIProvider(Provider):
     def preflight(self) -> ModelInfo:
         models = self._models()
         known = {m.get("id"): m for m in models}
-        for entry in models:
-            for alias in entry.get("aliases") or []:
-                known.setdefault(alias, entry)
+        for listed in models:
+            for alias in listed.get("aliases") or []:
+                known.setdefault(alias, listed)
         entry = known.get(self.spec.model)
         if entry is None:
             unknown = f"{self.spec}: unknown model {self.spec.model!r} at {self.base_url}"

@@ -5,6 +5,7 @@ Revision 0009, on top of 0008.
 
 import sqlalchemy as sa
 import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = "0009"

@@ -8,6 +8,7 @@ Revision 0010, on top of 0009.
 
 import sqlalchemy as sa
 import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = "0010"

@@ -7,6 +7,7 @@ Revision 0011, on top of 0010.
 
 import sqlalchemy as sa
 import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = "0011"

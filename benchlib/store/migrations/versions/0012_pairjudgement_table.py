@@ -5,6 +5,7 @@ Revision 0012, on top of 0011.
 
 import sqlalchemy as sa
 import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = "0012"
