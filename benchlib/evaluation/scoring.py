@@ -101,11 +101,11 @@ def score_cell(
                     candidate, name, result.value, explanation=result.explanation, version=VERSION
                 )
             )
-        rows.extend(_judged_rows(rubric, candidate, values, human))
+        rows.extend(judged_rows(rubric, candidate, values, human))
     return rows
 
 
-def _judged_rows(
+def judged_rows(
     rubric: Rubric,
     candidate: Candidate,
     values: dict[str, float],
@@ -139,7 +139,7 @@ def rescore_judgements(run_id: str) -> int:
         rows = [
             row
             for candidate in candidates
-            for row in _judged_rows(rubric, candidate, values[candidate.id], human)
+            for row in judged_rows(rubric, candidate, values[candidate.id], human)
         ]
         s.exec(delete(Score).where(Score.run_id == run.id, Score.version != VERSION))
         s.add_all(rows)
