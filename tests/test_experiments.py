@@ -140,3 +140,66 @@ def test_the_cli_wants_a_run_or_an_experiment(experiment) -> None:
     for done in (both, neither):
         assert done.returncode == 2
         assert "give a run id or --experiment NAME" in done.stdout + done.stderr
+
+
+GOOD = {"relevance": 4, "actionability": 4, "tone": 4}
+
+
+def test_a_run_export_and_the_api_both_give_only_unjudged_items(tmp_path: Path) -> None:
+    run_id = make_run(f"unjudged-{uuid.uuid4().hex[:8]}", cells("v1", "p", 1.0))
+    first = judging.judge_items(runs.get_run(run_id))[0]
+    judging.apply_judgements(
+        run_id, "ann", [judging.Scored(item_id=first.item_id, scores=GOOD)], "t"
+    )
+    out = tmp_path / "judge.json"
+    done = benchlib("judge", "export", run_id, "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    exported = [item["item_id"] for item in json.loads(out.read_text())["items"]]
+    with serve_app(create_app(ApiSettings(token=TOKEN)), "/api/health") as url:
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        served = httpx.get(f"{url}/api/runs/{run_id}/judging", headers=headers).json()
+    assert exported == [item["item_id"] for item in served["items"]]
+    assert len(exported) == 2 and first.item_id not in exported
+
+
+def test_an_experiment_export_spans_its_runs_and_applies_to_each(tmp_path: Path) -> None:
+    name = f"exp-{uuid.uuid4().hex[:8]}"
+    older = make_run(
+        f"{name}-a", cells("v1", "p", 0.0) + cells("v2", OLD_V2, 1.0), 60, experiment=name
+    )
+    newer = make_run(
+        f"{name}-b", cells("v1", "p", 1.0) + cells("v2", NEW_V2, 0.0), 0, experiment=name
+    )
+    # An output judged in the older run is judged for the experiment: not exported again.
+    judged = judging.judge_items(runs.get_run(older))
+    cells_of = {cell.id: cell for cell in runs.run_cells(older)}
+    v1_item = next(i for i in judged if cells_of[i.cell_id].prompt_version == "v1")
+    judging.apply_judgements(
+        older, "ann", [judging.Scored(item_id=v1_item.item_id, scores=GOOD)], "t"
+    )
+
+    out = tmp_path / "experiment.json"
+    done = benchlib("judge", "export", "--experiment", name, "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    data = json.loads(out.read_text())
+    assert data["experiment"] == name and data["run_id"] == ""
+    # v1 counted from the newer run less the one judged, v2 twice (old and new text): 2 + 3 + 3.
+    assert len(data["items"]) == 8 and len({i["item_id"] for i in data["items"]}) == 8
+    text = json.dumps(data["items"])
+    assert "v1" not in text and "v2" not in text and older not in text and newer not in text
+
+    bad = dict(data, judge="bob", items=[dict(i, scores=GOOD) for i in data["items"]])
+    bad["items"].append(dict(bad["items"][0], item_id="i-made-up"))
+    out.write_text(json.dumps(bad))
+    refused = benchlib("judge", "apply", str(out))
+    assert refused.returncode == 2 and "i-made-up: unknown item for experiment" in refused.stderr
+    assert {j.judge for j in judging.judgements_of(newer)} == set()
+
+    out.write_text(json.dumps(dict(bad, items=bad["items"][:-1])))
+    applied = benchlib("judge", "apply", str(out))
+    assert applied.returncode == 0, applied.stderr
+    assert f"run {older}: 3 added" in applied.stdout and f"run {newer}: 5 added" in applied.stdout
+    board = experiment_leaderboard(name)
+    assert all(row.judge_coverage == 1.0 for row in board.rows)
+    again = benchlib("judge", "export", "--experiment", name, "--out", str(out))
+    assert again.returncode == 0 and json.loads(out.read_text())["items"] == []
