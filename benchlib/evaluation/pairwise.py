@@ -159,7 +159,7 @@ def blind(pair: Pair, choice: Choice | None = None, comment: str = "") -> PairIt
 
 def export_file(run: Run, judge: str = "", pairs: list[Pair] | None = None) -> PairsFile:
     if pairs is None:
-        pairs = pending_pairs(run, judge or None)
+        pairs = pending_pairs(run, judge) if judge else pairs_of(run)
     return PairsFile(
         format=FORMAT, run_id=run.id, judge=judge, items=[blind(pair) for pair in pairs]
     )
