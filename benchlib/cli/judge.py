@@ -86,13 +86,8 @@ def judge_export(
     """Write the rubric and the blind unjudged items (or pairs) to a file a person fills in."""
     if (run_id is None) == (experiment_name is None):
         raise BenchlibError("give a run id or --experiment NAME (one of the two)")
-    if experiment_name is not None:
-        if sample is not None:
-            raise BenchlibError("--sample: a spot check is of one run; give its run id")
-        judge_file = experiment.export_file(experiment_name, judge)
-        files.write_atomic(out, judge_file.model_dump_json(indent=2))
-        console.print(f"{len(judge_file.items)} item(s) to judge across {experiment_name}: {out}")
-        console.print(f"fill in `judge` and the choices, then: benchlib judge apply {out}")
+    if run_id is None:
+        _export_experiment(str(experiment_name), out, judge, sample)
         return
     run = runs.get_run(run_id)
     if pairwise.is_pairwise(run):
@@ -109,6 +104,15 @@ def judge_export(
     files.write_atomic(out, judge_file.model_dump_json(indent=2))
     console.print(f"{len(judge_file.items)} item(s) to judge: {out}")
     console.print(f"fill in `judge` and the choices, then: benchlib judge apply {out}")
+
+
+def _export_experiment(name: str, out: Path, judge: str, sample: str | None) -> None:
+    if sample is not None:
+        raise BenchlibError("--sample: a spot check is of one run; give its run id")
+    judge_file = experiment.export_file(name, judge)
+    files.write_atomic(out, judge_file.model_dump_json(indent=2))
+    console.print(f"{len(judge_file.items)} item(s) to judge across {name}: {out}")
+    console.print(f"fill in `judge` and the scores, then: benchlib judge apply {out}")
 
 
 @judge_app.command("apply")

@@ -121,8 +121,8 @@ def show_leaderboard(
     experiment's across its runs (`--experiment NAME`)."""
     if (run_id is None) == (experiment_name is None):
         raise BenchlibError("give a run id or --experiment NAME (one of the two)")
-    if experiment_name is not None:
-        pooled = experiment.experiment_leaderboard(experiment_name)
+    if run_id is None:
+        pooled = experiment.experiment_leaderboard(str(experiment_name))
         print_experiment(pooled, wide)
         if json_file:
             files.write_atomic(json_file, pooled.model_dump_json(indent=2))
