@@ -15,9 +15,11 @@ import pytest
 
 from benchlib.api.app import create_app
 from benchlib.api.settings import ApiSettings
+from benchlib.config import build_config
 from benchlib.evaluation import judging
 from benchlib.evaluation.experiment import ExperimentLeaderboard, experiment_leaderboard
 from benchlib.store import runs
+from flows.benchmark import benchmark
 from tests.support.cli import benchlib
 from tests.support.crafted import make_run
 from tests.support.servers import serve_app
@@ -203,3 +205,24 @@ def test_an_experiment_export_spans_its_runs_and_applies_to_each(tmp_path: Path)
     assert all(row.judge_coverage == 1.0 for row in board.rows)
     again = benchlib("judge", "export", "--experiment", name, "--out", str(out))
     assert again.returncode == 0 and json.loads(out.read_text())["items"] == []
+
+
+def test_a_real_run_again_supersedes_its_cells(prefect_api: str, small_config: dict) -> None:
+    """Two real runs of one config (the second from the response cache): the planned cells'
+    identities match, so the board counts the second run's cells once."""
+    name = f"exp-real-{uuid.uuid4().hex[:8]}"
+    values = small_config | {
+        "prompts": ["v1"],
+        "n_candidates": 1,
+        "no_cache": False,
+        "experiment": name,
+    }
+    first = benchmark(**build_config(values).model_dump())["run_id"]
+    second = benchmark(**build_config(values).model_dump())["run_id"]
+    board = experiment_leaderboard(name)
+    assert [(row.prompt, row.n_cells) for row in board.rows] == [("v1", 2)]
+    assert [(r.run_id, r.cells, r.superseded) for r in board.runs] == [
+        (first, 0, 2),
+        (second, 2, 0),
+    ]
+    assert board.split == []
