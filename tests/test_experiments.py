@@ -226,3 +226,17 @@ def test_a_real_run_again_supersedes_its_cells(prefect_api: str, small_config: d
         (second, 2, 0),
     ]
     assert board.split == []
+
+
+def test_an_edited_scenario_is_its_own_scenario_in_the_row() -> None:
+    name = f"exp-{uuid.uuid4().hex[:8]}"
+    edited = [
+        dict(cell, scenario_hash="cccccccc-new") if cell["scenario"] == "s0" else cell
+        for cell in cells("v1", "p", 1.0)
+    ]
+    make_run(f"{name}-a", cells("v1", "p", 0.0), 60, experiment=name)
+    make_run(f"{name}-b", edited, 0, experiment=name)
+    board = experiment_leaderboard(name)
+    (row,) = board.rows
+    # s1 and s2 re-ran unchanged (counted once); s0 was edited: its old and new versions both.
+    assert board.split == ["scenario s0"] and row.n_cells == 4 and row.n_scenarios == 4
