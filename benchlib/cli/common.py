@@ -111,14 +111,18 @@ def print_table(title: str, header: list[str], body: list[list[str]]) -> None:
     console.print(table)
 
 
-def print_leaderboard(run_id: str, board: leaderboard.Leaderboard, wide: bool = False) -> None:
+def print_leaderboard(
+    run_id: str, board: leaderboard.Leaderboard, wide: bool = False, scope: str = ""
+) -> None:
     """The compact table (fits a terminal), or every column with `wide`; the steps of chains in
-    a table of their own; then the notes that say how to read them."""
-    title = f"Leaderboard · run {run_id} · ranked on {board.ranked_on} by {board.metric}"
+    a table of their own; then the notes that say how to read them. `scope` names what the
+    board covers (default: the run)."""
+    scope = scope or f"run {run_id}"
+    title = f"Leaderboard · {scope} · ranked on {board.ranked_on} by {board.metric}"
     print_table(title, *leaderboard.table_cells(board, wide=wide))
     header, body = leaderboard.step_cells(board)
     if header and not wide:
-        print_table(f"Steps · run {run_id} (* ranked)", header, body)
+        print_table(f"Steps · {scope} (* ranked)", header, body)
     for note in leaderboard.notes(board):
         console.print(f"  {note}", highlight=False, soft_wrap=False)
 

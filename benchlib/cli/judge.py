@@ -1,5 +1,6 @@
 """`benchlib judge ...`: human judging in the terminal or by file, the model judge, agreement."""
 
+import json
 from pathlib import Path
 
 import typer
@@ -16,7 +17,8 @@ from benchlib.cli.common import (
     print_pairwise,
     push_to_mlflow,
 )
-from benchlib.evaluation import autojudge, judging, pairwise, reports
+from benchlib.errors import BenchlibError
+from benchlib.evaluation import autojudge, experiment, judging, pairwise, reports
 from benchlib.store import runs
 from benchlib.store.records import RunStatus
 
@@ -64,16 +66,29 @@ def judge_session(
 
 @judge_app.command("export")
 def judge_export(
-    run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
+    run_id: str | None = typer.Argument(None, help="Run id (or a unique prefix)."),
+    experiment_name: str | None = typer.Option(
+        None,
+        "--experiment",
+        help="Instead of a run: what the experiment's leaderboard still needs judged, across "
+        "its runs.",
+    ),
     out: Path = typer.Option(
         ..., "--out", help="Where to write the judge file (JSON).", callback=output_path
     ),
-    judge: str = typer.Option("", help="Pre-fill the judge and leave out what they judged."),
+    judge: str = typer.Option(
+        "", help="Pre-fill the judge and leave out what they judged (default: what nobody has)."
+    ),
     sample: str | None = typer.Option(
         None, "--sample", help="Spot check: a stratified sample of N items or a fraction (0.2)."
     ),
 ) -> None:
-    """Write the rubric and the blind items (or pairs) to a file a person fills in."""
+    """Write the rubric and the blind unjudged items (or pairs) to a file a person fills in."""
+    if (run_id is None) == (experiment_name is None):
+        raise BenchlibError("give a run id or --experiment NAME (one of the two)")
+    if run_id is None:
+        _export_experiment(str(experiment_name), out, judge, sample)
+        return
     run = runs.get_run(run_id)
     judge_file: judging.JudgeFile | pairwise.PairsFile
     if pairwise.is_pairwise(run):
@@ -92,13 +107,33 @@ def judge_export(
     console.print(f"fill in `judge` and the choices, then: benchlib judge apply {out}")
 
 
+def _export_experiment(name: str, out: Path, judge: str, sample: str | None) -> None:
+    if sample is not None:
+        raise BenchlibError("--sample: a spot check is of one run; give its run id")
+    judge_file = experiment.export_file(name, judge)
+    files.write_atomic(out, judge_file.model_dump_json(indent=2))
+    console.print(f"{len(judge_file.items)} item(s) to judge across {name}: {out}")
+    console.print(f"fill in `judge` and the scores, then: benchlib judge apply {out}")
+
+
 @judge_app.command("apply")
 def judge_apply(
     file: Path = typer.Argument(..., help="A filled judge file.", exists=True, dir_okay=False),
     resume: bool = typer.Option(False, help="Then continue the suspended flow run (approve)."),
 ) -> None:
-    """Validate the whole file, then record its judgements in one transaction (idempotent)."""
-    run_id, counts = pairwise.apply_any_file(files.read_text(file, "judge file"), str(file))
+    """Validate the whole file, then record its judgements in one transaction (idempotent);
+    an experiment's file, each item in its own run (every run checked before any is written)."""
+    text = files.read_text(file, "judge file")
+    if _experiment_of(text):
+        judge_file = judging.parse_file(text, str(file))
+        for run_id, counts in experiment.apply_file(judge_file, str(file)).items():
+            console.print(
+                f"run {run_id}: {counts['added']} added, {counts['updated']} updated, "
+                f"{counts['unchanged']} unchanged"
+            )
+            refresh(run_id)
+        return
+    run_id, counts = pairwise.apply_any_file(text, str(file))
     console.print(
         f"run {run_id}: {counts['added']} added, {counts['updated']} updated, "
         f"{counts['unchanged']} unchanged"
@@ -107,6 +142,16 @@ def judge_apply(
         judge_resume(run_id, approve=True)
     else:
         refresh(run_id)
+
+
+def _experiment_of(text: str) -> str:
+    """The experiment an experiment's judge file names ("" for a run's file or bad JSON, which
+    the run's path reports)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return ""
+    return str(data.get("experiment") or "") if isinstance(data, dict) else ""
 
 
 @judge_app.command("resume")

@@ -18,7 +18,8 @@ from benchlib.cli.common import (
     signed,
 )
 from benchlib.cli.run import _print_where
-from benchlib.evaluation import leaderboard, reports, scoring, verdict
+from benchlib.errors import BenchlibError
+from benchlib.evaluation import experiment, leaderboard, reports, scoring, verdict
 from benchlib.store import db, runs
 from benchlib.tracking import outbox as tracking_outbox
 
@@ -105,13 +106,28 @@ def show(
 
 @app.command("leaderboard")
 def show_leaderboard(
-    run_id: str = typer.Argument(..., help="Run id (or a unique prefix)."),
+    run_id: str | None = typer.Argument(None, help="Run id (or a unique prefix)."),
+    experiment_name: str | None = typer.Option(
+        None,
+        "--experiment",
+        help="Instead of a run: the experiment's finished runs pooled (each cell once).",
+    ),
     json_file: Path | None = typer.Option(
         None, "--json", help="Also write it as JSON here.", callback=output_path
     ),
     wide: bool = typer.Option(False, "--wide", help="Every column: steps, criteria, scores."),
 ) -> None:
-    """Recompute (after new judgements, say) and print a run's leaderboard."""
+    """Recompute (after new judgements, say) and print a run's leaderboard, or an
+    experiment's across its runs (`--experiment NAME`)."""
+    if (run_id is None) == (experiment_name is None):
+        raise BenchlibError("give a run id or --experiment NAME (one of the two)")
+    if run_id is None:
+        pooled = experiment.experiment_leaderboard(str(experiment_name))
+        print_experiment(pooled, wide)
+        if json_file:
+            files.write_atomic(json_file, pooled.model_dump_json(indent=2))
+            console.print(f"leaderboard JSON: {json_file}")
+        return
     run = runs.get_run(run_id)
     scoring.score_run(run.id)
     board = reports.publish_leaderboard(run.id)
@@ -121,6 +137,31 @@ def show_leaderboard(
     if json_file:
         files.write_atomic(json_file, board.model_dump_json(indent=2))
         console.print(f"leaderboard JSON: {json_file}")
+
+
+def print_experiment(board: experiment.ExperimentLeaderboard, wide: bool) -> None:
+    """The experiment's board, then the runs it pooled and what it kept apart."""
+    print_leaderboard(board.experiment, board, wide, scope=f"experiment {board.experiment}")
+    table = Table(title=f"runs pooled · rubric {board.rubric}", title_justify="left")
+    for column in ("run", "status", "created", "cells counted", "superseded", "judgements"):
+        table.add_column(column)
+    for run in board.runs:
+        table.add_row(
+            run.run_id,
+            run.status,
+            f"{run.created_at:%Y-%m-%d %H:%M}",
+            str(run.cells),
+            str(run.superseded),
+            str(run.judgements),
+        )
+    console.print(table)
+    for name in board.split:
+        console.print(f"  {name}: several contents, each shown as name@hash", highlight=False)
+    if board.other_rubric_judgements:
+        console.print(
+            f"  {board.other_rubric_judgements} judgement(s) under another rubric not used",
+            highlight=False,
+        )
 
 
 @app.command()

@@ -63,6 +63,11 @@ class JudgeFile(BaseModel):
     judge: str = Field(
         "", max_length=bounds.MAX_JUDGE, description="Who judged: fill in before applying."
     )
+    experiment: str = Field(
+        "",
+        description="Set when the items span an experiment's runs (`run_id` is then empty): "
+        "applying writes each item to its own run.",
+    )
     items: list[JudgeItem]
 
 
@@ -195,10 +200,11 @@ def rubric_of(run: Run) -> Rubric:
 
 
 def export_file(run: Run, judge: str = "", items: list[Item] | None = None) -> JudgeFile:
-    """The judge file of `items` (default: what `judge` has left, or every item)."""
+    """The judge file of `items` (default: what `judge` has left, or, without a judge, what
+    nobody has judged: as the API's judging endpoint)."""
     rubric = rubric_of(run)
     if items is None:
-        items = pending_items(run, judge) if judge else judge_items(run)
+        items = pending_items(run, judge or None)
     return JudgeFile(
         format=FORMAT,
         run_id=run.id,
@@ -318,19 +324,9 @@ def apply_judgements(run_id: str, judge: str, scored: list[Scored], source: str)
     return {key: counts[key] for key in ("added", "updated", "unchanged")}
 
 
-def apply_file(text: str, source: str) -> tuple[str, dict[str, int]]:
-    """Apply a filled judge file; returns its run id and what changed."""
-    judge_file = parse_file(text, source)
-    run = get_run(judge_file.run_id)
-    if run.id != judge_file.run_id:
-        raise BenchlibError(f"{source}: run_id {judge_file.run_id!r} is not a run id")
-    rubric = rubric_of(run)
-    if (judge_file.rubric_version, judge_file.rubric_hash) != (rubric.version, rubric.hash):
-        raise BenchlibError(
-            f"{source}: rubric {judge_file.rubric_version}@{judge_file.rubric_hash} is not the "
-            f"run's rubric {rubric.version}@{rubric.hash}: export a new file"
-        )
-    scored = [
+def filled(judge_file: JudgeFile) -> list[Scored]:
+    """The items of a filled file that carry scores (an item left all null is skipped)."""
+    return [
         Scored(
             item_id=item.item_id,
             scores={k: v for k, v in item.scores.items() if v is not None},
@@ -339,4 +335,26 @@ def apply_file(text: str, source: str) -> tuple[str, dict[str, int]]:
         for item in judge_file.items
         if any(v is not None for v in item.scores.values())
     ]
-    return run.id, apply_judgements(run.id, judge_file.judge, scored, source)
+
+
+def check_rubric(judge_file: JudgeFile, rubric: Rubric, whose: str, source: str) -> None:
+    if (judge_file.rubric_version, judge_file.rubric_hash) != (rubric.version, rubric.hash):
+        raise BenchlibError(
+            f"{source}: rubric {judge_file.rubric_version}@{judge_file.rubric_hash} is not the "
+            f"{whose} rubric {rubric.version}@{rubric.hash}: export a new file"
+        )
+
+
+def apply_file(text: str, source: str) -> tuple[str, dict[str, int]]:
+    """Apply a filled judge file; returns its run id and what changed."""
+    judge_file = parse_file(text, source)
+    if judge_file.experiment:
+        raise BenchlibError(
+            f"{source}: the judge file of experiment {judge_file.experiment!r}: apply it with "
+            "`benchlib judge apply`"
+        )
+    run = get_run(judge_file.run_id)
+    if run.id != judge_file.run_id:
+        raise BenchlibError(f"{source}: run_id {judge_file.run_id!r} is not a run id")
+    check_rubric(judge_file, rubric_of(run), "run's", source)
+    return run.id, apply_judgements(run.id, judge_file.judge, filled(judge_file), source)

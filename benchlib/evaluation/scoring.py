@@ -111,11 +111,11 @@ def score_cell(
                     candidate, name, result.value, explanation=result.explanation, version=VERSION
                 )
             )
-        rows.extend(_judged_rows(rubric, candidate, values, human))
+        rows.extend(judged_rows(rubric, candidate, values, human))
     return rows
 
 
-def _judged_rows(
+def judged_rows(
     rubric: Rubric,
     candidate: Candidate,
     values: dict[str, float],
@@ -149,7 +149,7 @@ def rescore_judgements(run_id: str) -> int:
         rows = [
             row
             for candidate in candidates
-            for row in _judged_rows(rubric, candidate, values[stored_id(candidate)], human)
+            for row in judged_rows(rubric, candidate, values[stored_id(candidate)], human)
         ]
         s.exec(delete(Score).where(col(Score.run_id) == run.id, col(Score.version) != VERSION))
         s.add_all(rows)

@@ -18,10 +18,11 @@ def make_run(
     experiment="crafted",
     rank_on: str = "final",
 ) -> str:
-    """cells: {scenario, prompt="v1", scores={name: [value per candidate]}, ...overrides}; a
-    chain's cell gives `steps={step: {name: [value per candidate]}}` (in chain order) instead
-    of `scores`, and `errors={step: why}` for steps that did not run; `latency=1.0`,
-    `cached=False` for every output of the cell."""
+    """cells: {scenario, prompt="v1", scores={name: [value per candidate]}, ...overrides (model,
+    prompt_hash, scenario_hash...: a cell's identity is their content hash)}; a chain's cell
+    gives `steps={step: {name: [value per candidate]}}` (in chain order) instead of `scores`,
+    and `errors={step: why}` for steps that did not run; `latency=1.0`, `cached=False` for
+    every output of the cell."""
     with session() as s:
         s.add(
             Run(
@@ -40,20 +41,24 @@ def make_run(
         for index, spec in enumerate(cells):
             cell_id = f"{run_id}-{index:04d}"
             steps = spec.get("steps", {"output": spec.get("scores", {})})
+            content = {
+                "model": spec.get("model", "openai:m"),
+                "model_digest": spec.get("model_digest"),
+                "prompt_version": spec.get("prompt", "v1"),
+                "prompt_hash": spec.get("prompt_hash", "p"),
+                "scenario_id": spec["scenario"],
+                "scenario_hash": spec.get("scenario_hash", "s"),
+                "rubric_version": "tip-v1",
+                "rubric_hash": "r",
+                "params": {"temperature": 0},
+            }
             s.add(
                 Cell(
                     id=cell_id,
                     run_id=run_id,
                     index=index,
-                    model="openai:m",
-                    prompt_version=spec.get("prompt", "v1"),
-                    prompt_hash=spec.get("prompt_hash", "p"),
-                    scenario_id=spec["scenario"],
-                    scenario_hash=spec.get("scenario_hash", "s"),
-                    rubric_version="tip-v1",
-                    rubric_hash="r",
-                    params={"temperature": 0},
-                    identity="x",
+                    **content,
+                    identity=content_hash(content),  # content-addressed, as a planned cell's
                     scenario_vars={},
                     steps=list(steps),
                     status=spec.get("status", CellStatus.completed),
