@@ -61,7 +61,9 @@ def benchmark(
     refresh: bool = False,
     execution: Literal["local", "pool"] = "local",
     max_inflight: int = 1,
-    judge: Literal["human", "skip"] = "human",
+    judge: Literal["human", "skip", "model", "human+model"] = "human",
+    judge_model: str = "",
+    judges: Literal["human", "model", "all"] = "human",
     judge_mode: Literal["rubric", "pairwise"] = "rubric",
     judge_timeout_s: int = 604800,
     baseline: str = "",
@@ -110,7 +112,12 @@ def benchmark(
         max_inflight: Requests in flight at once to a model's server within its one `gpu` slot,
             for servers that batch them (vLLM, llama.cpp; the local server gets this many slots).
         judge: human: wait for judgements (a deployment suspends; the CLI offers terminal
-            judging); skip: objective scores only.
+            judging); skip: objective scores only; model: `judge_model` scores the blind
+            items after generation; human+model: the model, then wait for people as `human`.
+        judge_model: The judge model (`provider:model`) of `judge: model` and `human+model`;
+            it must not be one of `models`.
+        judges: Whose judgements the composite uses: human: people's where any exist, else the
+            model judges'; model: the model judges' only; all: both, averaged.
         judge_mode: rubric: judges score each output on the rubric's criteria; pairwise: they
             pick the better of two blind outputs for the same scenario (Bradley-Terry strengths).
         judge_timeout_s: How long a deployment run waits for judges.
