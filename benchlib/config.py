@@ -328,6 +328,11 @@ def check_judge_model(config: BenchmarkConfig, where: str) -> None:
             f"{where}: judge_model: judge is {config.judge!r}, which needs a judge model "
             "(`provider:model`), got none"
         )
+    if config.judge in ("model", "human+model") and config.judge_mode == "pairwise":
+        raise BenchlibError(
+            f"{where}: judge: {config.judge!r} scores outputs on the rubric; the model judge "
+            "has no pairwise mode: use judge_mode: rubric, or judge: human"
+        )
     if config.judge_model and config.judge_model in config.models:
         raise BenchlibError(
             f"{where}: judge_model: {config.judge_model!r} is also one of the judged models "

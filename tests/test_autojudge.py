@@ -280,3 +280,77 @@ def test_the_leaderboard_shows_agreement_and_whose_judgements_it_used(
     finally:
         set_judges(run_id, "human")
         reports.refresh_leaderboard(run_id)
+
+
+OLLAMA_JUDGE = "ollama:smollm2:135m"  # the embedded model behind the Ollama shim: another spec
+
+
+def test_the_flow_judges_with_a_model_after_generation_then_waits_for_people(
+    prefect_api: str, small_config: dict, ollama_server
+) -> None:
+    """`judge: human+model`: the judge model scores every blind item after the last block,
+    loaded once and unloaded; its calls are in the call log after every generation call; the
+    items stay pending for people; with no person yet, the composite is the model's and the
+    board says so."""
+    url, state = ollama_server
+    loads, unloads = state.loads, state.unloads
+    values = small_config | {
+        "n_candidates": 1,
+        "judge": "human+model",
+        "judge_model": OLLAMA_JUDGE,
+        "ollama_url": url,
+    }
+    result = benchmark(**build_config(values).model_dump())
+    run = runs.get_run(result["run_id"])
+    judgements = model_judgements(run.id)
+    assert len(judgements) == 4 and all(j.scores for j in judgements)
+    assert {j.judge.split("#")[0].split("@")[0] for j in judgements} == {f"model:{OLLAMA_JUDGE}"}
+    assert (state.loads - loads, state.unloads - unloads) == (1, 1)
+    calls = judge_calls(run.id)
+    assert len(calls) == 4 and {c.model for c in calls} == {OLLAMA_JUDGE}
+    with session() as s:
+        query = select(LLMCall).where(LLMCall.run_id == run.id, LLMCall.step != "judge")
+        generated = list(s.exec(query))
+    assert generated and min(c.started_at for c in calls) >= max(c.started_at for c in generated)
+    assert len(judging.pending_items(run)) == 4  # the model's judgement leaves them to people
+    rows = {("openai:smollm2", "v1"), ("openai:smollm2", "v2-mentor")}
+    assert judging.pending_groups(run) == rows
+    board = result["leaderboard"]
+    assert board.judged_by == "model judges" and board.metric == "composite"
+    assert [entry.items for entry in board.model_agreement] == [0]
+
+
+def test_the_model_judge_task_waits_for_the_gpu_slot(
+    run_id: str, prefect_api: str, ollama_server
+) -> None:
+    """While another holder has the only `gpu` slot the judge model makes no call; once it is
+    released the task judges every item."""
+    import threading
+    import time
+
+    from prefect import flow
+
+    from benchlib.pipeline.orchestration import gpu_slot
+    from tasks.benchmark import judge_with_model
+
+    url, _ = ollama_server
+    with session() as s:
+        run = s.get(Run, run_id)
+        run.config = run.config | {"ollama_url": url}
+        s.add(run)
+
+    @flow
+    def judge_alone() -> autojudge.AutoJudgeResult:
+        return judge_with_model(run_id, OLLAMA_JUDGE, no_cache=True, refresh=False)
+
+    before = len(judge_calls(run_id))
+    done: list[autojudge.AutoJudgeResult] = []
+    with gpu_slot("slot-holder-of-the-test"):
+        worker = threading.Thread(target=lambda: done.append(judge_alone()))
+        worker.start()
+        time.sleep(8)
+        assert worker.is_alive() and len(judge_calls(run_id)) == before
+    worker.join(timeout=600)
+    [result] = done
+    assert result.items == 4 and result.provider_calls == 4
+    assert len(judge_calls(run_id)) == before + 4

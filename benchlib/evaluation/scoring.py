@@ -19,7 +19,7 @@ from benchlib.store.runs import get_run, run_candidates, run_cells
 from benchlib.tracking import outbox as tracking_outbox
 
 AUTO_COMPOSITE = "auto_composite"
-MODEL_JUDGE_PREFIX = "model:"
+MODEL_JUDGE_PREFIX = judging.MODEL_JUDGE_PREFIX
 COMPOSITE = "composite"
 
 
