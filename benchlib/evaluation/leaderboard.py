@@ -14,6 +14,7 @@ The published JSON Schema of `Leaderboard` is benchlib/schemas/leaderboard.schem
 """
 
 from collections import defaultdict
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -25,6 +26,7 @@ from benchlib.evaluation.stats import CONFIDENCE, N_RESAMPLES, bootstrap_mean, k
 from benchlib.spec.rubric import Rubric
 from benchlib.store.records import Candidate, Cell, CellStatus, Judgement, Score
 
+JudgedBy = Literal["nobody", "people", "model judges", "people and model judges"]
 # A bootstrap over one scenario resamples one value: a zero-width interval that looks certain.
 MIN_SCENARIOS = 2
 # Scores that compare a cell's attempts with each other: meaningless for a single attempt.
@@ -104,11 +106,11 @@ class Leaderboard(BaseModel):
     min_scenarios: int = Field(description="Scenarios carrying the metric an interval needs.")
     rows: list[Row]
     agreement: dict[str, float | None] = Field(description="Krippendorff's alpha per criterion.")
-    judges: str = Field(
+    judges: Literal["human", "model", "all"] = Field(
         "human",
         description="The run's `judges` setting: whose judgements the composite may use.",
     )
-    judged_by: str = Field(
+    judged_by: JudgedBy = Field(
         "nobody",
         description="Whose judgements the composite used: people, model judges, people and "
         "model judges, or nobody.",
@@ -211,7 +213,7 @@ def build_leaderboard(
     judgements: list[Judgement],
     seed: int,
     rank_on: str = FINAL,
-    judges: str = "human",
+    judges: Literal["human", "model", "all"] = "human",
     model_agreement: list[JudgeAgreement] | None = None,
 ) -> Leaderboard:
     """`judgements` are those the composite used (scoring.composite_judgements under the
@@ -336,13 +338,13 @@ def build_leaderboard(
     )
 
 
-def judged_by(judgements: list[Judgement]) -> str:
-    models = {is_model_judge(j.judge) for j in judgements}
-    return {
-        frozenset(): "nobody",
-        frozenset({False}): "people",
-        frozenset({True}): "model judges",
-    }.get(frozenset(models), "people and model judges")
+def judged_by(judgements: list[Judgement]) -> JudgedBy:
+    """Whose the judgements are, said on the board so people and models never mix unseen."""
+    people = any(not is_model_judge(j.judge) for j in judgements)
+    models = any(is_model_judge(j.judge) for j in judgements)
+    if people and models:
+        return "people and model judges"
+    return "people" if people else "model judges" if models else "nobody"
 
 
 def agreement_lines(board: Leaderboard) -> list[str]:

@@ -6,6 +6,7 @@ judges; every composite row stores the formula and the rubric version it was com
 """
 
 from collections import defaultdict
+from typing import Literal
 
 from sqlmodel import delete, select
 
@@ -66,7 +67,7 @@ def composite_judgements(judgements: list[Judgement], judges: str = "human") -> 
     return {"model": models, "all": scored}.get(judges, people or models)
 
 
-def judges_of(run: Run) -> str:
+def judges_of(run: Run) -> Literal["human", "model", "all"]:
     return run.config.get("judges", "human")
 
 
