@@ -176,10 +176,21 @@ class BenchmarkConfig(BaseModel):
         description="Requests in flight at once to a model's server within its one `gpu` slot, "
         "for servers that batch them (vLLM, llama.cpp; the local server gets this many slots).",
     )
-    judge: Literal["human", "skip"] = Field(
+    judge: Literal["human", "skip", "model", "human+model"] = Field(
         "human",
         description="human: wait for judgements (a deployment suspends; the CLI offers terminal "
-        "judging); skip: objective scores only.",
+        "judging); skip: objective scores only; model: `judge_model` scores the blind items "
+        "after generation; human+model: the model, then wait for people as `human` does.",
+    )
+    judge_model: str = Field(
+        "",
+        description="The judge model (`provider:model`) of `judge: model` and `human+model`; "
+        "it must not be one of `models`.",
+    )
+    judges: Literal["human", "model", "all"] = Field(
+        "human",
+        description="Whose judgements the composite uses: human: people's where any exist, "
+        "else the model judges'; model: the model judges' only; all: both, averaged.",
     )
     judge_mode: Literal["rubric", "pairwise"] = Field(
         "rubric",
@@ -242,6 +253,13 @@ class BenchmarkConfig(BaseModel):
             raise ValueError(f"duplicate model specs in {value}")
         return value
 
+    @field_validator("judge_model")
+    @classmethod
+    def _judge_model_is_a_spec(cls, value: str) -> str:
+        if value:
+            ModelSpec.parse(value)
+        return value
+
     @field_validator("experiment")
     @classmethod
     def _experiment_is_one_name(cls, value: str) -> str:
@@ -299,7 +317,28 @@ def build_config(
             f"{where}: max_attempts_per_cell ({config.max_attempts_per_cell}) is lower than "
             f"n_candidates ({config.n_candidates}): every candidate needs at least one call"
         )
+    check_judge_model(config, source(("judge_model",)) if callable(source) else source)
     return config
+
+
+def check_judge_model(config: BenchmarkConfig, where: str) -> None:
+    """A model judge needs a model, and not one of those it judges (it would be biased)."""
+    if config.judge in ("model", "human+model") and not config.judge_model:
+        raise BenchlibError(
+            f"{where}: judge_model: judge is {config.judge!r}, which needs a judge model "
+            "(`provider:model`), got none"
+        )
+    if config.judge in ("model", "human+model") and config.judge_mode == "pairwise":
+        raise BenchlibError(
+            f"{where}: judge: {config.judge!r} scores outputs on the rubric; the model judge "
+            "has no pairwise mode: use judge_mode: rubric, or judge: human"
+        )
+    if config.judge_model and config.judge_model in config.models:
+        raise BenchlibError(
+            f"{where}: judge_model: {config.judge_model!r} is also one of the judged models "
+            f"({', '.join(config.models)}); a model judging its own outputs is biased: pick "
+            "another judge model"
+        )
 
 
 def read_config_file(path: Path) -> YamlDoc:

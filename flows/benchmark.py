@@ -1,4 +1,4 @@
-"""The benchmark pipeline: plan → collect → (judge) → scoring → compare.
+"""The benchmark pipeline: plan → collect → (model judge) → (judge) → scoring → compare.
 
 The parameters are BenchmarkConfig's keys with its defaults (written out so Prefect's UI and
 `prefect deploy` can read them from the source; tests/test_config.py keeps them in sync).
@@ -10,6 +10,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import deployment, flow_run
 
 from benchlib.config import build_config
+from benchlib.evaluation.judging import WAITS_FOR_PEOPLE
 from benchlib.pipeline import prefect_views
 from benchlib.pipeline.recovery import record_process
 from benchlib.spec.grid import model_blocks
@@ -21,6 +22,7 @@ from flows.model_block import generate_block
 from flows.scoring import scoring
 from tasks.benchmark import (
     fan_out,
+    judge_with_model,
     label_flow_run,
     mark_run,
     plan,
@@ -61,7 +63,9 @@ def benchmark(
     refresh: bool = False,
     execution: Literal["local", "pool"] = "local",
     max_inflight: int = 1,
-    judge: Literal["human", "skip"] = "human",
+    judge: Literal["human", "skip", "model", "human+model"] = "human",
+    judge_model: str = "",
+    judges: Literal["human", "model", "all"] = "human",
     judge_mode: Literal["rubric", "pairwise"] = "rubric",
     judge_timeout_s: int = 604800,
     baseline: str = "",
@@ -110,7 +114,12 @@ def benchmark(
         max_inflight: Requests in flight at once to a model's server within its one `gpu` slot,
             for servers that batch them (vLLM, llama.cpp; the local server gets this many slots).
         judge: human: wait for judgements (a deployment suspends; the CLI offers terminal
-            judging); skip: objective scores only.
+            judging); skip: objective scores only; model: `judge_model` scores the blind
+            items after generation; human+model: the model, then wait for people as `human`.
+        judge_model: The judge model (`provider:model`) of `judge: model` and `human+model`;
+            it must not be one of `models`.
+        judges: Whose judgements the composite uses: human: people's where any exist, else the
+            model judges'; model: the model judges' only; all: both, averaged.
         judge_mode: rubric: judges score each output on the rubric's criteria; pairwise: they
             pick the better of two blind outputs for the same scenario (Bradley-Terry strengths).
         judge_timeout_s: How long a deployment run waits for judges.
@@ -150,7 +159,13 @@ def benchmark(
                 logger.info(
                     f"model block {number}/{len(blocks)} done: {done}/{len(run.cells)} cells"
                 )
-        if config.judge == "human" and deployment.get_id():
+        if config.judge in ("model", "human+model"):
+            judged = judge_with_model(run_id, config.judge_model, config.no_cache, config.refresh)
+            logger.info(
+                f"model judge {judged.judge}: {judged.items} item(s), {judged.failed} malformed "
+                f"answer(s), {judged.provider_calls} provider call(s)"
+            )
+        if config.judge in WAITS_FOR_PEOPLE and deployment.get_id():
             push_to_mlflow(run_id, config.mlflow_flush_s)
             await_judgements(run_id, config.judge_timeout_s)
         mark_run(run_id, RunStatus.scoring)

@@ -7,7 +7,7 @@ from prefect.runtime import flow_run
 
 from benchlib.config import BenchmarkConfig
 from benchlib.errors import BenchlibError
-from benchlib.evaluation import judging, leaderboard, pairwise, reports, scoring, verdict
+from benchlib.evaluation import autojudge, judging, leaderboard, pairwise, reports, scoring, verdict
 from benchlib.generation import collect, providers
 from benchlib.generation.modelspec import ModelSpec
 from benchlib.pipeline import fanout, orchestration, prefect_views
@@ -65,6 +65,19 @@ def record_cached(context: RunContext, cells: list[CellPlan]) -> list[CellPlan]:
     """A block's cells the response cache answers whole, recorded in one task; returns the rest.
     Neither cached nor persisted, as run_cell."""
     return collect.record_cached(context, cells)
+
+
+@task(persist_result=True, task_run_name="the model judge | {judge_model}")
+def judge_with_model(
+    run_id: str, judge_model: str, no_cache: bool, refresh: bool
+) -> autojudge.AutoJudgeResult:
+    """The judge model scores the run's blind items under a `gpu` slot, taken after every
+    block released its model: never two models loaded at once. Persisted: a flow run resumed
+    after judging does not judge again."""
+    with orchestration.gpu_slot(flow_run.get_id()):
+        return autojudge.judge_run(
+            run_id, judge_model, overrides={"no_cache": no_cache, "refresh": refresh}
+        )
 
 
 @task(persist_result=True, task_run_name="hand the model blocks to the pool")

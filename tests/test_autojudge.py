@@ -20,7 +20,7 @@ from benchlib.evaluation import autojudge, judging, reports
 from benchlib.evaluation.stats import bootstrap_mean
 from benchlib.store import runs
 from benchlib.store.db import session
-from benchlib.store.records import Judgement, LLMCall, Score
+from benchlib.store.records import Judgement, LLMCall, Run, Score
 from flows.benchmark import benchmark
 from tests.support.cli import benchlib
 from tests.support.servers import serve_app
@@ -226,3 +226,131 @@ def test_agreement_with_people_on_the_items_both_judged(run_id: str) -> None:
             f"{api}/api/runs/no-such-run/agreement", headers={"Authorization": f"Bearer {TOKEN}"}
         )
         assert missing.status_code == 404
+
+
+def relevance_scores(run_id: str) -> dict[int, Score]:
+    with session() as s:
+        rows = s.exec(select(Score).where(Score.run_id == run_id, Score.name == "relevance"))
+        return {row.candidate_id: row for row in rows}
+
+
+def set_judges(run_id: str, judges: str) -> None:
+    with session() as s:
+        run = s.get(Run, run_id)
+        run.config = run.config | {"judges": judges}
+        s.add(run)
+
+
+def test_the_leaderboard_shows_agreement_and_whose_judgements_it_used(
+    run_id: str, tmp_path: Path
+) -> None:
+    """After people judged (the test above), the board carries the model judge's agreement,
+    the terminal leaderboard and the HTML report show it, and `judges` picks whose judgements
+    the composite uses: people by default, the model alone, or both, the board saying which."""
+    if not [j for j in judging.judgements_of(run_id) if not autojudge.is_model_judge(j.judge)]:
+        pytest.skip("needs the people's judgements of the agreement test")
+    run = runs.get_run(run_id)
+    board = reports.refresh_leaderboard(run_id)
+    assert board.judges == "human" and board.judged_by == "people"
+    assert board.model_agreement == autojudge.calibration(run_id).judges
+    assert board.model_agreement[0].items == 3
+    done = benchlib("leaderboard", run_id)
+    assert done.returncode == 0, done.stderr
+    text = " ".join(done.stdout.split())
+    assert "Judged by people (judges: human)." in text
+    assert f"{board.model_agreement[0].model_judge} vs people on 3 item(s) (thin evidence)" in text
+    assert "relevance alpha" in text
+    html = reports.render_html(run, board)
+    assert 'id="model-agreement"' in html and "Judged by people (judges: human)." in html
+
+    model = {j.candidate_id: j.scores for j in model_judgements(run_id)}
+    try:
+        set_judges(run_id, "model")
+        board = reports.refresh_leaderboard(run_id)
+        assert board.judges == "model" and board.judged_by == "model judges"
+        relevance = relevance_scores(run_id)
+        assert set(relevance) == set(model)  # every item the model judged, people or not
+        assert all(relevance[c].value == model[c]["relevance"] for c in model)
+        assert all(row.explanation == "mean of 1 judge(s)" for row in relevance.values())
+        set_judges(run_id, "all")
+        board = reports.refresh_leaderboard(run_id)
+        assert board.judged_by == "people and model judges"
+        counts = sorted(row.explanation for row in relevance_scores(run_id).values())
+        assert counts == ["mean of 1 judge(s)"] + ["mean of 3 judge(s)"] * 3
+    finally:
+        set_judges(run_id, "human")
+        reports.refresh_leaderboard(run_id)
+
+
+OLLAMA_JUDGE = "ollama:smollm2:135m"  # the embedded model behind the Ollama shim: another spec
+
+
+def test_the_flow_judges_with_a_model_after_generation_then_waits_for_people(
+    prefect_api: str, small_config: dict, ollama_server
+) -> None:
+    """`judge: human+model`: the judge model scores every blind item after the last block,
+    loaded once and unloaded; its calls are in the call log after every generation call; the
+    items stay pending for people; with no person yet, the composite is the model's and the
+    board says so."""
+    url, state = ollama_server
+    loads, unloads = state.loads, state.unloads
+    values = small_config | {
+        "n_candidates": 1,
+        "judge": "human+model",
+        "judge_model": OLLAMA_JUDGE,
+        "ollama_url": url,
+    }
+    result = benchmark(**build_config(values).model_dump())
+    run = runs.get_run(result["run_id"])
+    judgements = model_judgements(run.id)
+    assert len(judgements) == 4 and all(j.scores for j in judgements)
+    assert {j.judge.split("#")[0].split("@")[0] for j in judgements} == {f"model:{OLLAMA_JUDGE}"}
+    assert (state.loads - loads, state.unloads - unloads) == (1, 1)
+    calls = judge_calls(run.id)
+    assert len(calls) == 4 and {c.model for c in calls} == {OLLAMA_JUDGE}
+    with session() as s:
+        query = select(LLMCall).where(LLMCall.run_id == run.id, LLMCall.step != "judge")
+        generated = list(s.exec(query))
+    assert generated and min(c.started_at for c in calls) >= max(c.started_at for c in generated)
+    assert len(judging.pending_items(run)) == 4  # the model's judgement leaves them to people
+    rows = {("openai:smollm2", "v1"), ("openai:smollm2", "v2-mentor")}
+    assert judging.pending_groups(run) == rows
+    board = result["leaderboard"]
+    assert board.judged_by == "model judges" and board.metric == "composite"
+    assert [entry.items for entry in board.model_agreement] == [0]
+
+
+def test_the_model_judge_task_waits_for_the_gpu_slot(
+    run_id: str, prefect_api: str, ollama_server
+) -> None:
+    """While another holder has the only `gpu` slot the judge model makes no call; once it is
+    released the task judges every item."""
+    import threading
+    import time
+
+    from prefect import flow
+
+    from benchlib.pipeline.orchestration import gpu_slot
+    from tasks.benchmark import judge_with_model
+
+    url, _ = ollama_server
+    with session() as s:
+        run = s.get(Run, run_id)
+        run.config = run.config | {"ollama_url": url}
+        s.add(run)
+
+    @flow
+    def judge_alone() -> autojudge.AutoJudgeResult:
+        return judge_with_model(run_id, OLLAMA_JUDGE, no_cache=True, refresh=False)
+
+    before = len(judge_calls(run_id))
+    done: list[autojudge.AutoJudgeResult] = []
+    with gpu_slot("slot-holder-of-the-test"):
+        worker = threading.Thread(target=lambda: done.append(judge_alone()))
+        worker.start()
+        time.sleep(8)
+        assert worker.is_alive() and len(judge_calls(run_id)) == before
+    worker.join(timeout=600)
+    [result] = done
+    assert result.items == 4 and result.provider_calls == 4
+    assert len(judge_calls(run_id)) == before + 4

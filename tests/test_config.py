@@ -40,6 +40,13 @@ def test_n_tips_is_accepted_as_the_old_name_of_n_candidates() -> None:
         ({"temprature": 0.2}, "temprature: Extra inputs are not permitted"),
         ({"prompts": ["v1", "v1"]}, "duplicate prompt versions"),
         ({"max_attempts_per_cell": 2, "n_candidates": 3}, "max_attempts_per_cell (2)"),
+        ({"judge": "model"}, "judge_model: judge is 'model', which needs a judge model"),
+        ({"judge": "human+model", "judge_model": "smollm2"}, "expected 'provider:model'"),
+        (
+            {"judge": "model", "judge_model": "local:smollm2-135m"},
+            "'local:smollm2-135m' is also one of the judged models",
+        ),
+        ({"judges": "robots"}, "judges"),
     ],
 )
 def test_bad_values_name_the_source_field_and_value(values: dict, expected: str) -> None:

@@ -24,7 +24,7 @@ from benchlib.cli.common import (
 )
 from benchlib.cli.judge import refresh
 from benchlib.config import load_config
-from benchlib.evaluation import pairwise
+from benchlib.evaluation import judging, pairwise
 from benchlib.pipeline import events
 from benchlib.settings import configure_prefect_servers, tracking_source, tracking_uri
 from benchlib.store import db, runs
@@ -95,7 +95,7 @@ def run(
     cached = sum(c.cached for c in runs.run_candidates(run.id))
     if cached:
         console.print(f"{cached} output(s) came from the response cache (--refresh to regenerate)")
-    if config.judge == "human":
+    if config.judge in judging.WAITS_FOR_PEOPLE:
         _offer_judging(run)
 
 

@@ -177,7 +177,7 @@ class AutoJudgeResult(BaseModel):
 def judge_config(run: Run, spec: str, overrides: dict[str, Any]) -> BenchmarkConfig:
     """The run's endpoint settings with the judge model in place of the run's models; the
     run's cache settings were for generation, the judge's own come from `overrides`."""
-    own = ("run_id", "models", "no_cache", "refresh")
+    own = ("run_id", "models", "no_cache", "refresh", "judge", "judge_model")
     values = {k: v for k, v in run.config.items() if k not in own}
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:

@@ -25,6 +25,11 @@ from benchlib.store.runs import get_run, run_candidates, run_cells
 from benchlib.tracking import outbox as tracking_outbox
 from benchlib.tracking.outbox import group_name
 
+# Judge ids of model judges (benchlib.evaluation.autojudge); every other judge is a person.
+MODEL_JUDGE_PREFIX = "model:"
+# The `judge` settings under which a run waits for people.
+WAITS_FOR_PEOPLE = ("human", "human+model")
+
 FORMAT = "benchlib-judge-v1"
 INSTRUCTIONS = (
     "Score every criterion of an item with one of its levels (read the level descriptions and "
@@ -156,9 +161,14 @@ def judged_by(items: list[Item], judgements: list[Judgement], judge: str) -> lis
 def pending_items(
     run: Run, judge: str | None = None, items: list[Item] | None = None
 ) -> list[Item]:
-    """Items nobody has judged yet (or, given a judge, that this judge has not judged); of
-    `items` when the caller has them already (they are rebuilt from every candidate)."""
-    done = {j.candidate_id for j in judgements_of(run.id) if judge is None or j.judge == judge}
+    """Items no person has judged yet (a model judge's judgement leaves an item to people),
+    or, given a judge, that this judge has not judged; of `items` when the caller has them
+    already (they are rebuilt from every candidate)."""
+    done = {
+        j.candidate_id
+        for j in judgements_of(run.id)
+        if (j.judge == judge if judge else not j.judge.startswith(MODEL_JUDGE_PREFIX))
+    }
     everything = judge_items(run) if items is None else items
     return [item for item in everything if item.candidate_id not in done]
 
@@ -166,7 +176,7 @@ def pending_items(
 def pending_groups(run: Run) -> set[tuple[str, str]]:
     """The (model, prompt version) pairs with outputs still awaiting a judge; none when the
     run does not wait for judges."""
-    if run.config.get("judge") != "human":
+    if run.config.get("judge") not in WAITS_FOR_PEOPLE:
         return set()
     cells = {cell.id: cell for cell in run_cells(run.id)}
     return {

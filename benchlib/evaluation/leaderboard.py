@@ -14,16 +14,19 @@ The published JSON Schema of `Leaderboard` is benchlib/schemas/leaderboard.schem
 """
 
 from collections import defaultdict
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
 
+from benchlib.evaluation.autojudge import JudgeAgreement, is_model_judge
 from benchlib.evaluation.ranking import FINAL, describe, ranked_steps
 from benchlib.evaluation.scoring import AUTO_COMPOSITE, COMPOSITE
 from benchlib.evaluation.stats import CONFIDENCE, N_RESAMPLES, bootstrap_mean, krippendorff_alpha
 from benchlib.spec.rubric import Rubric
 from benchlib.store.records import Candidate, Cell, CellStatus, Judgement, Score, stored_id
 
+JudgedBy = Literal["nobody", "people", "model judges", "people and model judges"]
 # A bootstrap over one scenario resamples one value: a zero-width interval that looks certain.
 MIN_SCENARIOS = 2
 # Scores that compare a cell's attempts with each other: meaningless for a single attempt.
@@ -103,6 +106,20 @@ class Leaderboard(BaseModel):
     min_scenarios: int = Field(description="Scenarios carrying the metric an interval needs.")
     rows: list[Row]
     agreement: dict[str, float | None] = Field(description="Krippendorff's alpha per criterion.")
+    judges: Literal["human", "model", "all"] = Field(
+        "human",
+        description="The run's `judges` setting: whose judgements the composite may use.",
+    )
+    judged_by: JudgedBy = Field(
+        "nobody",
+        description="Whose judgements the composite used: people, model judges, people and "
+        "model judges, or nobody.",
+    )
+    model_agreement: list[JudgeAgreement] = Field(
+        default_factory=list,
+        description="Per model judge: agreement with people on the items both judged "
+        "(benchlib.evaluation.autojudge.calibration).",
+    )
 
 
 def _mean(values: list[float]) -> float | None:
@@ -195,7 +212,11 @@ def build_leaderboard(
     judgements: list[Judgement],
     seed: int,
     rank_on: str = FINAL,
+    judges: Literal["human", "model", "all"] = "human",
+    model_agreement: list[JudgeAgreement] | None = None,
 ) -> Leaderboard:
+    """`judgements` are those the composite used (scoring.composite_judgements under the
+    `judges` setting); the board says whose they were."""
     values: dict[int, dict[str, float]] = defaultdict(dict)
     for score in scores:
         values[score.candidate_id][score.name] = score.value
@@ -310,7 +331,41 @@ def build_leaderboard(
         min_scenarios=MIN_SCENARIOS,
         rows=rows,
         agreement=agreement(rubric, judgements),
+        judges=judges,
+        judged_by=judged_by(judgements),
+        model_agreement=model_agreement or [],
     )
+
+
+def judged_by(judgements: list[Judgement]) -> JudgedBy:
+    """Whose the judgements are, said on the board so people and models never mix unseen."""
+    people = any(not is_model_judge(j.judge) for j in judgements)
+    models = any(is_model_judge(j.judge) for j in judgements)
+    if people and models:
+        return "people and model judges"
+    return "people" if people else "model judges" if models else "nobody"
+
+
+def agreement_lines(board: Leaderboard) -> list[str]:
+    """Whose judgements the composite used, then each model judge's agreement with people on
+    the items both judged: alpha and bias per criterion, thin evidence marked."""
+    lines = [f"Judged by {board.judged_by} (judges: {board.judges})."]
+    for entry in board.model_agreement:
+        if not entry.items:
+            lines.append(f"{entry.model_judge}: no item judged by people too, no agreement.")
+            continue
+        figures = "; ".join(
+            f"{c.criterion} alpha {_fmt(c.alpha)}, bias {_signed(c.bias)} "
+            f"[{_signed(c.bias_low)}, {_signed(c.bias_high)}]"
+            for c in entry.criteria
+        )
+        thin = " (thin evidence)" if any(c.thin for c in entry.criteria) else ""
+        lines.append(f"{entry.model_judge} vs people on {entry.items} item(s){thin}: {figures}")
+    return lines
+
+
+def _signed(value: float | None) -> str:
+    return "—" if value is None else f"{value:+.2f}"
 
 
 def _mark_ties(
@@ -454,6 +509,7 @@ def notes(board: Leaderboard) -> list[str]:
         f"95% CI: bootstrap over scenarios ({board.resamples} resamples, seed {board.seed}); "
         f"n/a below {board.min_scenarios} scenarios carrying the metric. ≈ tied with the leader.",
     ]
+    lines += agreement_lines(board)
     if _step_names(board):
         lines.append("Steps: each step's mean on its own; * marks the step a row is ranked on.")
     for row in board.rows:

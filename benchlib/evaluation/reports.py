@@ -9,7 +9,7 @@ import jinja2
 import numpy as np
 from sqlmodel import select
 
-from benchlib.evaluation import judging, scoring
+from benchlib.evaluation import autojudge, judging, scoring
 from benchlib.evaluation.leaderboard import (
     Leaderboard,
     Row,
@@ -36,14 +36,17 @@ TEMPLATES = jinja2.Environment(
 def compute_leaderboard(run: Run) -> Leaderboard:
     with session() as s:
         scores = list(s.exec(select(Score).where(Score.run_id == run.id)))
+    judges = scoring.judges_of(run)
     return build_leaderboard(
         judging.rubric_of(run),
         run_cells(run.id),
         run_candidates(run.id),
         scores,
-        scoring.composite_judgements(judging.judgements_of(run.id)),
+        scoring.composite_judgements(judging.judgements_of(run.id), judges),
         run.config["seed"],
         rank_on=run.rank_on,
+        judges=judges,
+        model_agreement=autojudge.calibration(run.id).judges,
     )
 
 

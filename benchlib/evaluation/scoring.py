@@ -6,6 +6,7 @@ judges; every composite row stores the formula and the rubric version it was com
 """
 
 from collections import defaultdict
+from typing import Literal
 
 from sqlmodel import col, delete, select
 
@@ -19,7 +20,7 @@ from benchlib.store.runs import get_run, run_candidates, run_cells
 from benchlib.tracking import outbox as tracking_outbox
 
 AUTO_COMPOSITE = "auto_composite"
-MODEL_JUDGE_PREFIX = "model:"
+MODEL_JUDGE_PREFIX = judging.MODEL_JUDGE_PREFIX
 COMPOSITE = "composite"
 
 
@@ -66,12 +67,18 @@ def human_values(judgements: list[Judgement]) -> dict[int, dict[str, tuple[float
     }
 
 
-def composite_judgements(judgements: list[Judgement]) -> list[Judgement]:
-    """The judgements the composite uses: people's where any exist, else the model judges'
-    (`benchlib judge auto`); never the two mixed, and never a failed model answer."""
+def composite_judgements(judgements: list[Judgement], judges: str = "human") -> list[Judgement]:
+    """The judgements the composite uses, by the run's `judges` setting: human (the default):
+    people's where any exist, else the model judges' (`benchlib judge auto`); model: the model
+    judges' only; all: both. Never a failed model answer; the leaderboard says whose it used."""
     scored = [j for j in judgements if j.scores]
     people = [j for j in scored if not j.judge.startswith(MODEL_JUDGE_PREFIX)]
-    return people or scored
+    models = [j for j in scored if j.judge.startswith(MODEL_JUDGE_PREFIX)]
+    return {"model": models, "all": scored}.get(judges, people or models)
+
+
+def judges_of(run: Run) -> Literal["human", "model", "all"]:
+    return run.config.get("judges", "human")
 
 
 def score_cell(
@@ -139,7 +146,7 @@ def rescore_judgements(run_id: str) -> int:
     run = get_run(run_id)
     rubric = judging.rubric_of(run)
     current = [j for j in judging.judgements_of(run.id) if j.rubric_hash == rubric.hash]
-    human = human_values(composite_judgements(current))
+    human = human_values(composite_judgements(current, judges_of(run)))
     candidates = run_candidates(run.id)
     values: dict[int, dict[str, float]] = defaultdict(dict)
     with session() as s:
@@ -171,7 +178,7 @@ def score_run(run_id: str) -> int:
     rubric = judging.rubric_of(run)
     judgements = judging.judgements_of(run.id)
     current = [j for j in judgements if j.rubric_hash == rubric.hash]
-    human = human_values(composite_judgements(current))
+    human = human_values(composite_judgements(current, judges_of(run)))
     scores_by_cell = {
         cell.id: score_cell(suite, rubric, scorers, cell, per_cell[cell.id], human)
         for cell in cells
