@@ -191,7 +191,8 @@ def test_the_checker_sees_what_a_good_run_writes(control: dict) -> None:
     before, after = control["before"], control["after"]
     assert after.db_rows["run"] == before.db_rows.get("run", 0) + 1
     assert after.db_rows["candidate"] > before.db_rows.get("candidate", 0)
-    assert after.mlflow["runs"] == before.mlflow.get("runs", 0) + 1  # the run's MLflow run
+    # the run's MLflow run and the child run of its one (model, prompt version)
+    assert after.mlflow["runs"] == before.mlflow.get("runs", 0) + 2
     assert after.flow_runs > before.flow_runs
     assert after.files - before.files  # MLflow artifacts, at least
     assert len(before.changes(after)) == 4

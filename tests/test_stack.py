@@ -71,7 +71,7 @@ def approve_in_prefect_ui(ui: str, flow_run_id: str) -> None:
         page.goto(f"{ui}/runs/flow-run/{flow_run_id}")
         page.get_by_role("button", name="Resume").first.click()
         form = page.locator(".p-modal__card")
-        form.get_by_text("outputs still unjudged").wait_for()
+        form.get_by_text("outputs were unjudged at").wait_for()
         assert "Rubric tip-v1" in form.inner_text()
         form.get_by_role("switch").first.click()  # approve
         form.locator("textarea").first.fill("ui-judge")

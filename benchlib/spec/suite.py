@@ -21,7 +21,8 @@ import jinja2
 import jinja2.meta
 import jinja2.nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
-from jsonschema.exceptions import SchemaError
+from jsonschema.exceptions import ValidationError as SchemaViolation
+from jsonschema.exceptions import best_match
 from jsonschema.validators import validator_for
 from pydantic import (
     AfterValidator,
@@ -518,17 +519,27 @@ def _load_schema(path: Path) -> dict[str, Any]:
         raise BenchlibError(f"{path}: file not found") from None
     except json.JSONDecodeError as exc:
         raise BenchlibError(f"{path}: not valid JSON: {exc}") from None
-    try:
-        validator_for(schema).check_schema(schema)
-    except SchemaError as exc:
-        raise BenchlibError(_schema_error(path, exc)) from None
+    meta = validator_for(schema)
+    at_path: dict[tuple[str | int, ...], list[SchemaViolation]] = {}
+    for error in meta(meta.META_SCHEMA).iter_errors(schema):
+        at_path.setdefault(tuple(error.absolute_path), []).append(error)
+    if at_path:  # every problem, one line each, in the file's order
+        problems = [_schema_error(path, best_match(errors)) for errors in at_path.values()]
+        problems.sort(key=_line_of)
+        raise BenchlibError("\n".join(problems))
     return schema
 
 
 JSON_TYPES = ("array", "boolean", "integer", "null", "number", "object", "string")
 
 
-def _schema_error(path: Path, exc: SchemaError) -> str:
+def _line_of(problem: str) -> int:
+    """The line a `file:line: ...` problem names (0 when it names none)."""
+    line = problem.split(": ", 1)[0].rpartition(":")[2]
+    return int(line) if line.isdigit() else 0
+
+
+def _schema_error(path: Path, exc: SchemaViolation) -> str:
     """`schema.json:7: not a valid JSON Schema at properties/order_id/type: ...`: the keyword
     path, and its line (JSON is YAML, so the YAML reader finds it; none if it cannot)."""
     keyword = list(exc.absolute_path)
