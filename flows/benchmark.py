@@ -7,11 +7,12 @@ The parameters are BenchmarkConfig's keys with its defaults (written out so Pref
 from typing import Literal
 
 from prefect import flow, get_run_logger
-from prefect.runtime import deployment, flow_run
+from prefect.runtime import deployment
 
 from benchlib.config import build_config
 from benchlib.evaluation.judging import WAITS_FOR_PEOPLE
 from benchlib.pipeline import prefect_views
+from benchlib.pipeline.orchestration import current_flow_run_id
 from benchlib.pipeline.recovery import record_process
 from benchlib.spec.grid import model_blocks
 from benchlib.store import runs
@@ -136,7 +137,7 @@ def benchmark(
             before the flow starts).
     """
     config = build_config(dict(locals()), source="flow parameters")
-    record_process(flow_run.get_id())  # `benchlib resume` checks this process is gone
+    record_process(current_flow_run_id())  # `benchlib resume` checks this process is gone
     run = plan(config)
     run_id = run.context.run_id
     label_flow_run(run_id)

@@ -1,3 +1,5 @@
+from typing import Literal
+
 from prefect import flow
 
 from benchlib.evaluation.leaderboard import Leaderboard
@@ -16,7 +18,9 @@ def compare(
     """The leaderboard with confidence intervals; with a baseline, the regression verdict."""
     board = publish_leaderboard(run_id)
     if baseline:
-        rule = "improvement" if require_improvement else "no_regression"
+        rule: Literal["no_regression", "improvement"] = (
+            "improvement" if require_improvement else "no_regression"
+        )
         evaluate_against_baseline(
             run_id, baseline, tolerance, allow_prompt_change, allow_uncompared, rule
         )

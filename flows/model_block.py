@@ -6,11 +6,12 @@ run per block on the GPU work pool (benchlib.pipeline.fanout) and the child call
 worker's host.
 """
 
+from typing import Any
+
 from prefect import flow, unmapped
-from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from benchlib.pipeline.orchestration import gpu_slot
+from benchlib.pipeline.orchestration import current_flow_run_id, gpu_slot
 from benchlib.pipeline.pool import BLOCK_FLOW
 from benchlib.spec.grid import CellPlan
 from benchlib.store.runs import RunContext, pending_cells
@@ -32,9 +33,10 @@ def generate_block(context: RunContext, block: list[CellPlan]) -> None:
         todo = record_cached(context, todo)
     if not todo:
         return
-    with gpu_slot(flow_run.get_id()):
+    with gpu_slot(current_flow_run_id()):
         try:
-            with ThreadPoolTaskRunner(max_workers=context.config.max_inflight) as inflight:
+            runner = ThreadPoolTaskRunner[Any](max_workers=context.config.max_inflight)
+            with runner as inflight:
                 inflight.map(run_cell, {"context": unmapped(context), "cell": todo}).result()
         finally:
             release_model(context, todo[0].model)

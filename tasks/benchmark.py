@@ -1,5 +1,8 @@
 """The benchmark's tasks. Results are persisted so a resumed flow run does not redo them."""
 
+from collections.abc import Mapping
+from uuid import UUID
+
 from prefect import get_client, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -32,7 +35,7 @@ def label_flow_run(run_id: str) -> None:
     models = run.config.get("models", [])
     wanted = [f"suite:{run.suite}", f"experiment:{run.experiment}", *(f"model:{m}" for m in models)]
     with get_client(sync_client=True) as client:
-        found = client.read_flow_run(flow_run.get_id())
+        found = client.read_flow_run(UUID(orchestration.current_flow_run_id()))
         tags = list(dict.fromkeys([*found.tags, orchestration.run_tag(run_id), *wanted]))
         client.update_flow_run(found.id, name=run_id, tags=tags)
 
@@ -74,7 +77,7 @@ def judge_with_model(
     """The judge model scores the run's blind items under a `gpu` slot, taken after every
     block released its model: never two models loaded at once. Persisted: a flow run resumed
     after judging does not judge again."""
-    with orchestration.gpu_slot(flow_run.get_id()):
+    with orchestration.gpu_slot(orchestration.current_flow_run_id()):
         return autojudge.judge_run(
             run_id, judge_model, overrides={"no_cache": no_cache, "refresh": refresh}
         )
@@ -91,8 +94,8 @@ def apply_inline_scores(
     run_id: str,
     round_: int,
     judge: str,
-    scores: dict[str, dict[str, float]],
-    choices: dict[str, str],
+    scores: Mapping[str, Mapping[str, float]],
+    choices: Mapping[str, str],
 ) -> str | None:
     """Scores (or pairwise choices) typed into the Prefect form; returns the problem instead of
     failing the run. Persisted: a replay after a later resume neither applies nor reports them

@@ -35,6 +35,16 @@ GPU_LEASE_S = 90
 logger = logging.getLogger(__name__)
 
 
+def current_flow_run_id() -> str:
+    """The id of the flow run this code runs in: the flows and tasks below need one."""
+    from prefect.runtime import flow_run
+
+    found = flow_run.get_id()
+    if found is None:
+        raise RuntimeError("not inside a Prefect flow run")
+    return found
+
+
 def gpu_slots() -> int:
     """Slots of this host (its GPUs): models loaded at once."""
     return int(os.environ.get(GPU_SLOTS_ENV, "1"))
