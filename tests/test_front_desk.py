@@ -144,8 +144,8 @@ def test_rows_are_ranked_on_the_reply_with_the_reading_as_its_own_column(
 def test_an_edited_prompt_is_not_accepted_until_the_edit_is_named(
     desk_runs: tuple[str, str], tmp_path, llm_url: str
 ) -> None:
-    """The change under test must be compared: with the reply prompt edited and no flag, the
-    verdict is not acceptable (exit 1) and says which flag would pair the edited cells."""
+    """The change under test must be compared: with the reply prompt edited and no flag, no
+    verdict is given (nothing comparable: exit 2) and it says which flag would pair the cells."""
     import json
     import shutil
 
@@ -166,8 +166,10 @@ def test_an_edited_prompt_is_not_accepted_until_the_edit_is_named(
     )
     changed = benchmark(**config.model_dump())["run_id"]
     refused = benchlib("compare", changed, "--baseline", desk_runs[0], "--tolerance", "100")
-    assert refused.returncode == 1, refused.stdout + refused.stderr
-    assert "--allow-prompt-change" in " ".join(refused.stdout.split())
+    # Every cell's prompt changed: no baseline cell to compare with (exit 2), and it says so.
+    said = " ".join((refused.stdout + refused.stderr).split())
+    assert refused.returncode == 2, said
+    assert "share no comparable cell" in said and "--allow-prompt-change" in said
     report = tmp_path / "verdict.json"
     paired = benchlib(
         "compare", changed, "--baseline", desk_runs[0], "--allow-prompt-change",

@@ -317,9 +317,12 @@ def evaluate(
             compared.append(key)
     if not pairs:
         example = f"; e.g. {not_comparable[0].name}: {not_comparable[0].reasons}"
+        flags = sorted({nc.flag for nc in not_comparable if nc.flag})
+        hint = f"; if that difference is the change under test: {' or '.join(flags)}"
         raise BenchlibError(
             f"no usable baseline: run {run.id} and baseline {base.id} share no comparable cell "
             f"({len(not_comparable)} not comparable{example if not_comparable else ''})"
+            f"{hint if flags else ''}"
         )
     cached = (
         sum(after[k].outputs for k in compared),
